@@ -1,0 +1,171 @@
+import hyperid from "hyperid"
+import { Context, Data, Effect, Exit, Layer, Mailbox, Queue, Stream } from "effect"
+import { BlockManager } from "../effects/BlockManager.ts"
+import { ExecutorService } from "../effects/ExecutorService.ts"
+import { Scheduler, type SchedulerConfigError } from "../effects/Scheduler.ts"
+import type { Detokenizer } from "../sampling/detokenizer.ts"
+import { randomSeed } from "../sampling/philox.ts"
+import type { SamplingParams } from "../sampling/SamplingParams.ts"
+import { EngineStepError, OutputProcessor, type CompletionDelta, type EngineRequest } from "./outputProcessor.ts"
+
+export { EngineStepError, type CompletionDelta } from "./outputProcessor.ts"
+
+/** The intake queue is full: the server answers 429. */
+export class QueueFullError extends Data.TaggedError("QueueFullError")<{ readonly capacity: number }> {}
+
+/** The request cannot run on this model (empty or too long prompt, token ids outside the vocabulary). */
+export class InvalidRequestError extends Data.TaggedError("InvalidRequestError")<{ readonly message: string }> {}
+
+export interface EngineConfig {
+  readonly maxNumSeqs: number
+  readonly maxNumBatchedTokens: number
+  readonly maxModelLen: number
+  readonly enableChunkedPrefill: boolean
+  readonly enablePrefixCaching: boolean
+  /** requests accepted but not yet handed to the scheduler; beyond it, QueueFullError */
+  readonly maxQueuedRequests: number
+  /** from the model's generation config */
+  readonly eosTokenIds: ReadonlyArray<number>
+  readonly detokenizer: Detokenizer
+}
+
+export interface GenerateRequest {
+  readonly promptTokenIds: ReadonlyArray<number>
+  readonly params: SamplingParams
+  /** default: a fresh hyperid */
+  readonly requestId?: string
+}
+
+export interface GenerateHandle {
+  readonly requestId: string
+  /** deltas until every completion has a finish reason; interrupting it aborts the request */
+  readonly stream: Stream.Stream<CompletionDelta, EngineStepError>
+}
+
+export interface EngineService {
+  readonly generate: (request: GenerateRequest) => Effect.Effect<GenerateHandle, QueueFullError | InvalidRequestError>
+  /** frees the request's blocks at the next step boundary; its stream ends with finish reason "abort" */
+  readonly abort: (requestId: string) => Effect.Effect<void>
+}
+
+/**
+ * The engine loop: schedule -> execute -> sample -> update -> emit, one iteration per step,
+ * as a fiber of the layer's scope. Requests come in through a bounded queue; each gets a
+ * stream of deltas.
+ */
+export class Engine extends Context.Tag("Tessera/Engine")<Engine, EngineService>() {
+  static readonly layer = (config: EngineConfig): Layer.Layer<Engine, never, Scheduler | ExecutorService> =>
+    Layer.scoped(Engine, makeEngine(config))
+
+  /** Engine, Scheduler and BlockManager over an executor; all three are exposed, for stats and metrics. */
+  static readonly live = (
+    config: EngineConfig,
+  ): Layer.Layer<Engine | Scheduler | BlockManager, SchedulerConfigError, ExecutorService> =>
+    Engine.layer(config).pipe(
+      Layer.provideMerge(Scheduler.layer(config)),
+      Layer.provideMerge(BlockManager.layerFromExecutor({ enablePrefixCaching: config.enablePrefixCaching })),
+    )
+}
+
+/** ends a request that never reached the scheduler: every completion finishes with "abort" */
+const endAborted = (request: EngineRequest): void => {
+  for (let index = 0; index < request.params.n; index++)
+    request.mailbox.unsafeOffer({ index, text: "", tokenIds: [], finishReason: "abort" })
+  request.mailbox.unsafeDone(Exit.void)
+}
+
+const makeEngine = (config: EngineConfig) =>
+  Effect.gen(function* () {
+    const { core } = yield* Scheduler
+    const executor = yield* ExecutorService
+    const V = executor.vocabSize
+    /** accepted and not finished: in `intake`, or tracked by `processor` */
+    const live = new Map<string, EngineRequest>()
+    const pendingAborts = new Set<string>()
+    const processor = new OutputProcessor({ ...config, vocabSize: V, onRequestDone: (id) => live.delete(id) })
+    const intake = yield* Queue.dropping<EngineRequest>(config.maxQueuedRequests)
+    const nextId = hyperid({ urlSafe: true })
+
+    const validate = ({ promptTokenIds: prompt, params }: GenerateRequest): string | undefined => {
+      if (prompt.length === 0) return "the prompt is empty"
+      if (prompt.length >= config.maxModelLen)
+        return `the prompt has ${prompt.length} tokens; the context is ${config.maxModelLen}`
+      if (prompt.some((t) => !Number.isInteger(t) || t < 0 || t >= V)) return "prompt token ids outside the vocabulary"
+      if (params.stopTokenIds.some((t) => t >= V)) return "stop_token_ids outside the vocabulary"
+      if (Object.keys(params.logitBias).some((t) => Number(t) >= V)) return "logit_bias token ids outside the vocabulary"
+      return undefined
+    }
+
+    const admit = (request: EngineRequest): void => {
+      if (request.aborted) {
+        live.delete(request.requestId)
+        return endAborted(request)
+      }
+      processor.add(request, core.addRequest(request.requestId, request.promptTokenIds, request.params.n))
+    }
+
+    const failStep = (cause: { readonly message: string }) =>
+      Effect.sync(() => {
+        const error = new EngineStepError({ message: cause.message, cause })
+        for (const id of processor.failAll(error)) core.finishRequest(id)
+      })
+
+    const step = Effect.gen(function* () {
+      for (const requestId of pendingAborts) for (const id of processor.abort(requestId)) core.finishRequest(id)
+      pendingAborts.clear()
+      // hand over only what the next batches can use, so the backlog stays in the bounded intake
+      while (core.numWaiting < config.maxNumSeqs) {
+        const next = yield* Queue.poll(intake)
+        if (next._tag === "None") break
+        admit(next.value)
+      }
+      if (!core.hasUnfinishedRequests) return admit(yield* Queue.take(intake))
+      const output = core.schedule()
+      if (output.scheduled.length === 0) return yield* Effect.yieldNow()
+      const logits = yield* Effect.either(executor.execute(output.plan))
+      if (logits._tag === "Left") return yield* failStep(logits.left)
+      const { sampledTokenIds, finished } = processor.processStep(output, logits.right)
+      core.update(output, sampledTokenIds)
+      for (const id of finished) core.finishRequest(id)
+      // executors may resolve synchronously; let the server's fibers run between steps
+      yield* Effect.yieldNow()
+    })
+
+    // added before the loop is forked, so it runs after the loop has been interrupted
+    yield* Effect.addFinalizer(() => Effect.sync(() => live.forEach(endAborted)))
+    yield* Effect.forkScoped(Effect.forever(step))
+
+    const abort = (requestId: string) =>
+      Effect.sync(() => {
+        const request = live.get(requestId)
+        if (request === undefined || request.aborted) return
+        request.aborted = true
+        pendingAborts.add(requestId)
+      })
+
+    const generate = Effect.fn("Engine.generate")(function* (request: GenerateRequest) {
+      const invalid = validate(request)
+      if (invalid !== undefined) return yield* new InvalidRequestError({ message: invalid })
+      const requestId = request.requestId ?? nextId()
+      if (live.has(requestId)) return yield* new InvalidRequestError({ message: `request ${requestId} is already running` })
+      const mailbox = yield* Mailbox.make<CompletionDelta, EngineStepError>()
+      const accepted: EngineRequest = {
+        requestId,
+        promptTokenIds: request.promptTokenIds,
+        params: request.params,
+        seed: request.params.seed ?? randomSeed(),
+        mailbox,
+        aborted: false,
+      }
+      // tracked before the loop can see it, so a request that finishes at once is not left behind
+      live.set(requestId, accepted)
+      if (!(yield* Queue.offer(intake, accepted))) {
+        live.delete(requestId)
+        return yield* new QueueFullError({ capacity: config.maxQueuedRequests })
+      }
+      const stream = Mailbox.toStream(mailbox).pipe(Stream.ensuring(abort(requestId)))
+      return { requestId, stream } satisfies GenerateHandle
+    })
+
+    return { generate, abort } satisfies EngineService
+  })

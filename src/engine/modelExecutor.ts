@@ -1,0 +1,97 @@
+import { Context, Effect } from "effect"
+import { Communicator, singleRank } from "../effects/Communicator.ts"
+import { Device } from "../effects/Device.ts"
+import type { KernelProvider } from "../kernels/provider.ts"
+import { createWasmProvider } from "../kernels/wasm/provider.ts"
+import { numBlocksForBudget } from "../effects/BlockManager.ts"
+import { KvCacheStorage } from "../layers/kvCache.ts"
+import { singleShard, WeightLoader } from "../layers/shard.ts"
+import { openModelDir, type ModelDir } from "../model/weights.ts"
+import type { Logits, StepInput } from "../stages/activations.ts"
+import { loadRankPipeline, localDims } from "../stages/rankPipeline.ts"
+import { andThen, sequence, type Stage } from "../stages/stage.ts"
+import { Workspace } from "../stages/workspace.ts"
+import { ExecutorError, type Executor } from "./executor.ts"
+
+export interface ModelExecutorOptions {
+  /** bytes of KV cache (default 256 MiB, never more than the limits below can use) */
+  readonly kvCacheBytes?: number
+  /** exact number of KV blocks, overriding the budget (tests use it to force preemption) */
+  readonly numBlocks?: number
+  readonly blockSize?: number
+  readonly maxNumBatchedTokens?: number
+  readonly maxNumSeqs?: number
+  readonly maxModelLen?: number
+  readonly threads?: number
+  /** logits processors run after lm_head (stage plugins) */
+  readonly plugins?: ReadonlyArray<Stage<Logits, Logits>>
+  /** an already created provider to run on (the caller keeps ownership) */
+  readonly provider?: KernelProvider
+}
+
+export interface ModelExecutor extends Executor {
+  readonly model: ModelDir
+  readonly provider: KernelProvider
+  readonly maxModelLen: number
+  readonly maxNumBatchedTokens: number
+  readonly maxNumSeqs: number
+}
+
+const defaultKvCacheBytes = 256 * 1024 * 1024
+
+/**
+ * The CPU executor: one rank holding the whole model in WebAssembly memory, running each
+ * step plan through the rank's stage pipeline.
+ */
+export const loadModelExecutor = async (dir: string, options: ModelExecutorOptions = {}): Promise<ModelExecutor> => {
+  const model = openModelDir(dir)
+  const { config } = model
+  const provider = options.provider ?? (await createWasmProvider({ threads: options.threads }))
+  const shard = singleShard
+  const dims = localDims(config, shard)
+  const blockSize = options.blockSize ?? 16
+  const maxModelLen = Math.min(options.maxModelLen ?? 4096, config.maxPositionEmbeddings)
+  const maxNumSeqs = options.maxNumSeqs ?? 64
+  const maxNumBatchedTokens = Math.max(options.maxNumBatchedTokens ?? 2048, maxNumSeqs)
+  const maxBlocksPerSeq = Math.ceil(maxModelLen / blockSize)
+  const cacheShape = { numLayers: config.numLayers, blockSize, kvHeads: dims.kvHeads, headDim: dims.headDim, bytesPerElement: 4 }
+  const numBlocks =
+    options.numBlocks ??
+    Math.min(numBlocksForBudget(options.kvCacheBytes ?? defaultKvCacheBytes, { ...cacheShape, numKvHeads: cacheShape.kvHeads }), maxNumSeqs * maxBlocksPerSeq)
+  if (numBlocks < 1) throw new Error(`the KV-cache budget holds no block of ${blockSize} tokens`)
+
+  const loader = new WeightLoader(model.weights, provider.memory)
+  const kvCache = new KvCacheStorage(provider.memory, { ...cacheShape, numBlocks })
+  const rank = loadRankPipeline(loader, config, shard, kvCache)
+  const forward = options.plugins?.length ? andThen(rank, sequence("plugins", options.plugins)) : rank
+  const workspace = new Workspace(provider.memory, dims, { maxTokens: maxNumBatchedTokens, maxSeqs: maxNumSeqs, maxBlocksPerSeq })
+  const services = Context.make(Device, provider).pipe(
+    Context.add(Communicator, singleRank(provider.kernels.copy))
+  )
+
+  return {
+    model,
+    provider,
+    vocabSize: config.vocabSize,
+    numBlocks,
+    blockSize,
+    maxModelLen,
+    maxNumBatchedTokens,
+    maxNumSeqs,
+    execute: (plan) =>
+      Effect.try({
+        try: () => workspace.upload(plan),
+        catch: (cause) => new ExecutorError({ message: String(cause instanceof Error ? cause.message : cause), cause })
+      }).pipe(
+        Effect.zipRight(forward.run({ plan, workspace } satisfies StepInput)),
+        Effect.map((logits) => logits.values),
+        Effect.provide(services)
+      ),
+    close: () =>
+      Effect.sync(() => {
+        workspace.release()
+        kvCache.release()
+        if (!options.provider) provider.close()
+      })
+  }
+}

@@ -1,0 +1,169 @@
+import { Data, Exit, type Mailbox } from "effect"
+import type { Detokenizer } from "../sampling/detokenizer.ts"
+import { computeLogprobs, type TokenLogprobs } from "../sampling/logprobs.ts"
+import { Sampler } from "../sampling/sampler.ts"
+import type { SamplingParams } from "../sampling/SamplingParams.ts"
+import { makeSamplingState, recordOutputToken, type SequenceSamplingState } from "../sampling/samplingState.ts"
+import { StopChecker, type FinishReason } from "../sampling/stopChecker.ts"
+import type { RequestId } from "./request.ts"
+import type { SchedulerOutput } from "./scheduler.ts"
+
+/** What one step adds to one completion of a request (vLLM's CompletionOutput in delta mode). */
+export interface CompletionDelta {
+  /** which of the request's n completions */
+  readonly index: number
+  readonly text: string
+  readonly tokenIds: ReadonlyArray<number>
+  readonly logprobs?: ReadonlyArray<TokenLogprobs>
+  readonly finishReason?: FinishReason
+  readonly stopReason?: string | number
+}
+
+/** A step failed in the executor; every request in flight ends with it. */
+export class EngineStepError extends Data.TaggedError("EngineStepError")<{
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+/** A request as the engine accepted it, before and after the scheduler admits it. */
+export interface EngineRequest {
+  readonly requestId: string
+  readonly promptTokenIds: ReadonlyArray<number>
+  readonly params: SamplingParams
+  /** the user's seed, or one drawn at arrival */
+  readonly seed: number
+  readonly mailbox: Mailbox.Mailbox<CompletionDelta, EngineStepError>
+  aborted: boolean
+}
+
+interface SequenceState {
+  readonly request: EngineRequest
+  readonly index: number
+  readonly sampling: SequenceSamplingState
+  readonly stop: StopChecker
+  finished: boolean
+}
+
+interface TrackedRequest {
+  readonly request: EngineRequest
+  readonly sequenceIds: ReadonlyArray<RequestId>
+  numUnfinished: number
+}
+
+export interface OutputProcessorConfig {
+  readonly vocabSize: number
+  readonly eosTokenIds: ReadonlyArray<number>
+  readonly maxModelLen: number
+  readonly detokenizer: Detokenizer
+  /** called once per request when its last completion ends (finished, aborted or failed) */
+  readonly onRequestDone: (requestId: string) => void
+}
+
+/**
+ * Everything after the logits: sampling each row, then detokenizing, stop checks and
+ * deltas for each sequence. It owns the per-sequence state that survives preemption
+ * (penalty counts, detokenizer, stop matcher), so a recomputed sequence continues exactly.
+ */
+export class OutputProcessor {
+  private readonly sequences = new Map<RequestId, SequenceState>()
+  private readonly requests = new Map<string, TrackedRequest>()
+  private readonly sampler: Sampler
+  private readonly topScratch = new Int32Array(20)
+
+  constructor(private readonly config: OutputProcessorConfig) {
+    this.sampler = new Sampler(config.vocabSize)
+  }
+
+  get numRequests(): number {
+    return this.requests.size
+  }
+
+  has(requestId: string): boolean {
+    return this.requests.has(requestId)
+  }
+
+  /** Tracks an admitted request; `sequenceIds[i]` is the scheduler's id of completion i. */
+  add(request: EngineRequest, sequenceIds: ReadonlyArray<RequestId>): void {
+    sequenceIds.forEach((id, index) => {
+      const options = { promptLength: request.promptTokenIds.length, ...this.config }
+      this.sequences.set(id, {
+        request,
+        index,
+        sampling: makeSamplingState(request.params, { ...options, seed: request.seed, sampleIndex: index, promptTokenIds: request.promptTokenIds }),
+        stop: new StopChecker(request.params, this.config.detokenizer.begin(request.promptTokenIds), options),
+        finished: false,
+      })
+    })
+    this.requests.set(request.requestId, { request, sequenceIds, numUnfinished: sequenceIds.length })
+  }
+
+  /**
+   * Samples every row of `logits` and emits the deltas. Returns the sampled tokens (for
+   * SchedulerCore.update) and the sequences that finished (for finishRequest).
+   */
+  processStep(output: SchedulerOutput, logits: Float32Array): { sampledTokenIds: Int32Array; finished: RequestId[] } {
+    const sampledTokenIds = new Int32Array(output.sampled.length)
+    const finished: RequestId[] = []
+    for (let row = 0; row < output.sampled.length; row++) {
+      const scheduled = output.sampled[row]
+      const seq = this.sequences.get(scheduled.requestId)
+      if (seq === undefined || seq.finished) continue
+      // the position of the token being sampled keys its random draw: same in any batch
+      const tokenId = this.sampler.sample(logits, row, seq.sampling, scheduled.numTokens)
+      sampledTokenIds[row] = tokenId
+      recordOutputToken(seq.sampling, tokenId)
+      const verdict = seq.stop.append(tokenId)
+      const numTop = seq.request.params.logprobs
+      const logprobs =
+        numTop === undefined
+          ? undefined
+          : [computeLogprobs(logits, row, this.config.vocabSize, tokenId, numTop, this.topScratch)]
+      this.emit(seq, {
+        index: seq.index,
+        text: verdict.text,
+        tokenIds: [tokenId],
+        ...(logprobs && { logprobs }),
+        ...(verdict.finishReason && { finishReason: verdict.finishReason }),
+        ...(verdict.stopReason !== undefined && { stopReason: verdict.stopReason }),
+      })
+      if (verdict.finishReason !== undefined) finished.push(scheduled.requestId)
+    }
+    return { sampledTokenIds, finished }
+  }
+
+  /** Ends a request's unfinished completions with finish reason "abort"; returns its sequence ids. */
+  abort(requestId: string): ReadonlyArray<RequestId> {
+    const tracked = this.requests.get(requestId)
+    if (tracked === undefined) return []
+    for (const id of tracked.sequenceIds) {
+      const seq = this.sequences.get(id)
+      if (seq !== undefined && !seq.finished) this.emit(seq, { index: seq.index, text: "", tokenIds: [], finishReason: "abort" })
+    }
+    return tracked.sequenceIds
+  }
+
+  /** Fails every request in flight (a step failed); returns all their sequence ids. */
+  failAll(error: EngineStepError): RequestId[] {
+    const ids: RequestId[] = []
+    for (const tracked of this.requests.values()) {
+      tracked.request.mailbox.unsafeDone(Exit.fail(error))
+      ids.push(...tracked.sequenceIds)
+      this.config.onRequestDone(tracked.request.requestId)
+    }
+    for (const id of ids) this.sequences.delete(id)
+    this.requests.clear()
+    return ids
+  }
+
+  private emit(seq: SequenceState, delta: CompletionDelta): void {
+    seq.request.mailbox.unsafeOffer(delta)
+    if (delta.finishReason === undefined) return
+    seq.finished = true
+    const tracked = this.requests.get(seq.request.requestId)!
+    if (--tracked.numUnfinished > 0) return
+    seq.request.mailbox.unsafeDone(Exit.void)
+    for (const id of tracked.sequenceIds) this.sequences.delete(id)
+    this.requests.delete(seq.request.requestId)
+    this.config.onRequestDone(seq.request.requestId)
+  }
+}

@@ -1,0 +1,29 @@
+import { Effect, Schema } from "effect"
+import type { Logits } from "../stages/activations.ts"
+import { stage } from "../stages/stage.ts"
+
+/**
+ * Adds a fixed bias to chosen tokens' logits for every request, as OpenAI's `logit_bias`
+ * does per request: `{"bias": {"<token id>": -100..100}}`. -100 bans a token, 100 forces it.
+ */
+export const name = "logit-bias"
+
+export const Options = Schema.Struct({
+  bias: Schema.Record({
+    key: Schema.String.pipe(Schema.pattern(/^\d+$/)),
+    value: Schema.Number.pipe(Schema.between(-100, 100))
+  })
+})
+
+export const make = (options: typeof Options.Type) => {
+  const entries = Object.entries(options.bias).map(([token, bias]) => [Number(token), bias] as const)
+  return stage("logit bias", (logits: Logits) =>
+    Effect.sync(() => {
+      const V = logits.vocabSize
+      for (let row = 0; row < logits.values.length / V; row++) {
+        for (const [token, bias] of entries) if (token < V) logits.values[row * V + token] += bias
+      }
+      return logits
+    })
+  )
+}

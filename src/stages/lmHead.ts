@@ -1,0 +1,24 @@
+import { Effect } from "effect"
+import { Communicator } from "../effects/Communicator.ts"
+import { Device } from "../effects/Device.ts"
+import type { VocabShard } from "../layers/vocabParallel.ts"
+import type { Logits, SampleRows } from "./activations.ts"
+import { stage } from "./stage.ts"
+
+/**
+ * Vocab-parallel lm_head: each rank computes the logits of its slice of the vocabulary, a
+ * gather over TP concatenates them, and the result comes back to the host for sampling.
+ */
+export const lmHead = (head: VocabShard, hidden: number, fullVocab: number) =>
+  stage("lm_head", ({ plan, workspace: ws, rows }: SampleRows) =>
+    Effect.gen(function* () {
+      const { kernels, memory } = yield* Device
+      const communicator = yield* Communicator
+      const shardVocab = head.vocabEnd - head.vocabStart
+      kernels.matmul(ws.logitsShard, ws.rowsNormed, head.weight, rows, shardVocab, hidden)
+      yield* communicator.allGatherColumns(ws.logits, ws.logitsShard, rows, shardVocab)
+      const values = ws.hostLogits.subarray(0, rows * fullVocab)
+      memory.read(ws.logits, values)
+      return { plan, values, vocabSize: fullVocab } satisfies Logits
+    })
+  )

@@ -1,0 +1,31 @@
+/**
+ * One iteration's decision, as a plain value: which tokens of which sequences run, where
+ * their KV goes, and which rows produce logits. The scheduler makes it; every executor (CPU
+ * pipeline, GPU worker) runs exactly this.
+ */
+export interface ScheduledSeq {
+  readonly requestId: string
+  /** tokens of this sequence whose KV is already in the cache before this step */
+  readonly numComputedTokens: number
+  /** tokens of this sequence computed in this step */
+  readonly numScheduledTokens: number
+  /** whether this step ends at the sequence's last known token, so its logits are sampled */
+  readonly sample: boolean
+}
+
+export interface StepPlan {
+  readonly seqs: ReadonlyArray<ScheduledSeq>
+  /** [T] token ids, sequences back to back in `seqs` order */
+  readonly tokenIds: Int32Array
+  /** [T] position of each token in its sequence */
+  readonly positions: Int32Array
+  /** [T] KV-cache slot of each token: block * blockSize + offset */
+  readonly slotMapping: Int32Array
+  /** [T] index into `seqs` of each token */
+  readonly queryToSeq: Int32Array
+  /** [S * maxBlocksPerSeq] block table of each sequence, rows padded with 0 */
+  readonly blockTables: Int32Array
+  readonly maxBlocksPerSeq: number
+  /** [R] token rows whose logits this step returns, one per sequence with `sample` */
+  readonly sampleRows: Int32Array
+}

@@ -1,0 +1,239 @@
+import { Chunk, Deferred, Effect, Either, Layer, type Scope, Stream } from "effect"
+import { describe, expect, it } from "vitest"
+import { BlockManager } from "../src/effects/BlockManager.ts"
+import { ExecutorService } from "../src/effects/ExecutorService.ts"
+import { Scheduler } from "../src/effects/Scheduler.ts"
+import { Engine, type CompletionDelta, type EngineConfig } from "../src/engine/Engine.ts"
+import { ExecutorError, type Executor } from "../src/engine/executor.ts"
+import { hashModelLogits, makeHashExecutor } from "../src/engine/hashExecutor.ts"
+import { ByteLevelDetokenizer } from "../src/sampling/detokenizer.ts"
+import { decodeSamplingParamsSync, type SamplingParamsEncoded } from "../src/sampling/SamplingParams.ts"
+
+/**
+ * The engine loop around makeHashExecutor, a stand-in model whose logits are a hash of the
+ * tokens read through the paged cache (see hashExecutor.ts). This tests the engine's
+ * plumbing, not a model; test/engine-batch-invariance.test.ts runs the real one.
+ */
+
+const V = 32
+const EOS = 31
+const letters = "abcdefghijklmnopqrstuvwxyz€é😀 ."
+const detokenizer = new ByteLevelDetokenizer((id) => new TextEncoder().encode(id === EOS ? "" : Array.from(letters)[id]))
+
+const baseConfig: EngineConfig = {
+  maxNumSeqs: 4,
+  maxNumBatchedTokens: 32,
+  maxModelLen: 64,
+  enableChunkedPrefill: true,
+  enablePrefixCaching: true,
+  maxQueuedRequests: 16,
+  eosTokenIds: [EOS],
+  detokenizer,
+}
+
+const layerFor = (executor: Executor, config: Partial<EngineConfig> = {}) => {
+  const cfg = { ...baseConfig, ...config }
+  return Engine.live(cfg).pipe(Layer.provideMerge(ExecutorService.layer(executor)))
+}
+
+const run = <A, E>(
+  program: Effect.Effect<A, E, Engine | Scheduler | BlockManager | ExecutorService | Scope.Scope>,
+  executor: Executor = makeHashExecutor({ vocabSize: V, numBlocks: 64, blockSize: 4 }),
+  config: Partial<EngineConfig> = {},
+) => Effect.runPromise(Effect.scoped(program.pipe(Effect.provide(layerFor(executor, config)))))
+
+const params = (raw: SamplingParamsEncoded) => decodeSamplingParamsSync(raw)
+
+const collect = (prompt: number[], raw: SamplingParamsEncoded) =>
+  Effect.gen(function* () {
+    const engine = yield* Engine
+    const { stream } = yield* engine.generate({ promptTokenIds: prompt, params: params(raw) })
+    return Chunk.toArray(yield* Stream.runCollect(stream))
+  })
+
+const tokensOf = (deltas: CompletionDelta[], index = 0) => deltas.filter((d) => d.index === index).flatMap((d) => d.tokenIds)
+const textOf = (deltas: CompletionDelta[], index = 0) =>
+  deltas
+    .filter((d) => d.index === index)
+    .map((d) => d.text)
+    .join("")
+
+const greedyReference = (prompt: number[], n: number) => {
+  const tokens = [...prompt]
+  for (let k = 0; k < n; k++) {
+    const logits = hashModelLogits(tokens, V)
+    tokens.push(logits.indexOf(Math.max(...logits)))
+  }
+  return tokens.slice(prompt.length)
+}
+
+/** polls until the scheduler holds nothing (aborts take effect at the next step boundary) */
+const drained = Effect.gen(function* () {
+  const { core } = yield* Scheduler
+  while (core.hasUnfinishedRequests) yield* Effect.sleep("1 millis")
+  return core.kvCache.numFreeBlocks
+})
+
+describe("Engine", () => {
+  it("streams greedy tokens and their text until max_tokens", async () => {
+    const deltas = await run(collect([1, 2, 3], { temperature: 0, max_tokens: 12, ignore_eos: true }))
+    const expected = greedyReference([1, 2, 3], 12)
+    expect(tokensOf(deltas)).toEqual(expected)
+    expect(textOf(deltas)).toBe(expected.map((t) => (t === EOS ? "" : Array.from(letters)[t])).join(""))
+    expect(deltas.at(-1)!.finishReason).toBe("length")
+    expect(deltas.slice(0, -1).every((d) => d.finishReason === undefined)).toBe(true)
+  })
+
+  it("stops at a stop string without emitting it", async () => {
+    const expected = greedyReference([4, 5], 20)
+    const text = expected.map((t) => Array.from(letters)[t]).join("")
+    const stop = Array.from(text).slice(6, 8).join("")
+    assumeExample(!expected.slice(0, 8).includes(EOS))
+    const deltas = await run(collect([4, 5], { temperature: 0, max_tokens: 20, stop: [stop] }))
+    expect(textOf(deltas)).toBe(text.slice(0, text.indexOf(stop)))
+    expect(deltas.at(-1)).toMatchObject({ finishReason: "stop", stopReason: stop })
+  })
+
+  it("each request's seeded output is the same alone and in a crowd with chunking, preemption and prefix hits", async () => {
+    const requests = Array.from({ length: 8 }, (_, i) => ({
+      prompt: [...(i % 2 === 0 ? [9, 9, 9, 9, 9, 9, 9, 9] : []), ...Array.from({ length: 3 + ((i * 5) % 9) }, (_, k) => (i * 7 + k * 3) % 30)],
+      raw: { temperature: 0.5 + i / 8, top_p: 0.95, top_k: i % 3 === 0 ? 5 : -1, seed: 1000 + i, max_tokens: 10 + i, n: i === 3 ? 2 : 1, ignore_eos: true, logprobs: i % 3 === 2 ? null : i % 2 },
+    }))
+    const alone: CompletionDelta[][] = []
+    for (const r of requests) alone.push(await run(collect(r.prompt, r.raw)))
+    // 16 blocks of 4 tokens and 6-token steps: requests chunk, share prefixes and get preempted
+    const tight = makeHashExecutor({ vocabSize: V, numBlocks: 16, blockSize: 4 })
+    const [crowd, stats] = await run(
+      Effect.gen(function* () {
+        const outputs = yield* Effect.all(requests.map((r) => collect(r.prompt, r.raw)), { concurrency: "unbounded" })
+        return [outputs, (yield* Scheduler).core.stats()] as const
+      }),
+      tight,
+      { maxNumBatchedTokens: 6, maxNumSeqs: 6 },
+    )
+    expect(stats.numPreemptions).toBeGreaterThan(0)
+    expect(stats.prefixCacheHitTokens).toBeGreaterThan(0)
+    requests.forEach((r, i) => {
+      for (let index = 0; index < r.raw.n; index++) {
+        expect(tokensOf(crowd[i], index)).toEqual(tokensOf(alone[i], index))
+        expect(tokensOf(crowd[i], index).length).toBe(r.raw.max_tokens)
+        const logprobsOf = (deltas: CompletionDelta[]) => deltas.filter((d) => d.index === index).flatMap((d) => d.logprobs ?? [])
+        expect(logprobsOf(crowd[i])).toEqual(logprobsOf(alone[i]))
+        expect(logprobsOf(crowd[i]).length).toBe(r.raw.logprobs === null ? 0 : r.raw.max_tokens)
+      }
+    })
+    expect(tokensOf(crowd[3], 0)).not.toEqual(tokensOf(crowd[3], 1))
+  })
+
+  it("fails fast with QueueFullError when the intake is full", async () => {
+    const inner = makeHashExecutor({ vocabSize: V, numBlocks: 64, blockSize: 4 })
+    const latch = Effect.runSync(Deferred.make<void>())
+    let executing = false
+    const blocked: Executor = {
+      ...inner,
+      execute: (plan) => Effect.sync(() => (executing = true)).pipe(Effect.zipRight(Deferred.await(latch)), Effect.zipRight(inner.execute(plan))),
+    }
+    const result = await run(
+      Effect.gen(function* () {
+        const engine = yield* Engine
+        const first = yield* engine.generate({ promptTokenIds: [1], params: params({ max_tokens: 2 }) })
+        while (!executing) yield* Effect.sleep("1 millis")
+        const second = yield* engine.generate({ promptTokenIds: [2], params: params({ max_tokens: 2 }) })
+        const third = yield* Effect.either(engine.generate({ promptTokenIds: [3], params: params({ max_tokens: 2 }) }))
+        yield* Deferred.succeed(latch, undefined)
+        yield* Stream.runDrain(first.stream)
+        yield* Stream.runDrain(second.stream)
+        return third
+      }),
+      blocked,
+      { maxQueuedRequests: 1 },
+    )
+    expect(Either.isLeft(result) && result.left._tag).toBe("QueueFullError")
+  })
+
+  it("interrupting a stream aborts its request and frees its blocks", async () => {
+    const free = await run(
+      Effect.gen(function* () {
+        const engine = yield* Engine
+        const { stream } = yield* engine.generate({ promptTokenIds: [1, 2, 3, 4, 5, 6], params: params({ max_tokens: 50, ignore_eos: true }) })
+        const firstThree = yield* Stream.runCollect(Stream.take(stream, 3))
+        expect(Chunk.size(firstThree)).toBe(3)
+        return yield* drained
+      }),
+    )
+    expect(free).toBe(64)
+  })
+
+  it.each([
+    ["before it is scheduled", 0],
+    ["while it runs", 3],
+  ])("abort %s ends every completion with finish reason abort and frees its blocks", async (_, deltasFirst) => {
+    const [deltas, free] = await run(
+      Effect.gen(function* () {
+        const engine = yield* Engine
+        const request = { promptTokenIds: [1, 2, 3, 4, 5], params: params({ max_tokens: 50, n: 2, ignore_eos: true }) }
+        const { requestId, stream } = yield* engine.generate(request)
+        const pull = yield* Stream.toPull(stream)
+        const seen: CompletionDelta[] = []
+        while (seen.length < deltasFirst) seen.push(...Chunk.toArray(yield* pull))
+        yield* engine.abort(requestId)
+        while (true) {
+          const next = yield* Effect.either(pull)
+          if (Either.isLeft(next)) break
+          seen.push(...Chunk.toArray(next.right))
+        }
+        return [seen, yield* drained] as const
+      }),
+    )
+    const ends = deltas.filter((d) => d.finishReason !== undefined)
+    expect(ends.map((d) => [d.index, d.finishReason]).sort()).toEqual([
+      [0, "abort"],
+      [1, "abort"],
+    ])
+    expect(deltas.length).toBeGreaterThanOrEqual(deltasFirst + 2)
+    expect(free).toBe(64)
+  })
+
+  it("rejects requests the model cannot run with InvalidRequestError", async () => {
+    const errors = await run(
+      Effect.gen(function* () {
+        const engine = yield* Engine
+        const attempt = (prompt: number[], raw: SamplingParamsEncoded = {}) =>
+          Effect.flip(engine.generate({ promptTokenIds: prompt, params: params(raw) }))
+        return [
+          yield* attempt([]),
+          yield* attempt(Array.from({ length: 64 }, () => 1)),
+          yield* attempt([V]),
+          yield* attempt([1], { logit_bias: { [V]: 5 } }),
+        ]
+      }),
+    )
+    expect(errors.map((e) => e._tag)).toEqual(Array(4).fill("InvalidRequestError"))
+  })
+
+  it("an executor failure fails every stream in flight and frees their blocks", async () => {
+    const inner = makeHashExecutor({ vocabSize: V, numBlocks: 64, blockSize: 4 })
+    let steps = 0
+    const failing: Executor = {
+      ...inner,
+      execute: (plan) => (++steps === 3 ? Effect.fail(new ExecutorError({ message: "device lost" })) : inner.execute(plan)),
+    }
+    const [outcomes, free] = await run(
+      Effect.gen(function* () {
+        const results = yield* Effect.all(
+          [collect([1, 2], { max_tokens: 20, ignore_eos: true }), collect([3, 4], { max_tokens: 20, ignore_eos: true })].map(Effect.either),
+          { concurrency: "unbounded" },
+        )
+        return [results, yield* drained] as const
+      }),
+      failing,
+    )
+    for (const o of outcomes) expect(Either.isLeft(o) && o.left._tag).toBe("EngineStepError")
+    expect(free).toBe(64)
+  })
+})
+
+/** a precondition of a hand-picked example: if it ever fails the example needs new numbers */
+function assumeExample(condition: boolean): void {
+  if (!condition) throw new Error("example precondition does not hold")
+}

@@ -1,0 +1,79 @@
+import { Effect } from "effect"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { loadModelExecutor, type ModelExecutor } from "../src/engine/modelExecutor.ts"
+import { argmax } from "../src/stages/sampler.ts"
+import { loadTokenizer } from "../src/tokenizer/tokenizer.ts"
+import { renderChat } from "../src/tokenizer/chatTemplate.ts"
+import { contiguousPlan } from "../src/engine/contiguousPlan.ts"
+import { confidentPrefix, fixtureNames, fixturePath, loadReference, type GreedyReference } from "./helpers/fixtures.ts"
+
+const names = fixtureNames()
+const blockSize = 16
+
+/** greedy decoding of each prompt, all prompts batched in every step */
+const greedyBatch = async (executor: ModelExecutor, prompts: number[][], steps: number, reverseBlocks = false) => {
+  const blocksPerSeq = Math.ceil((Math.max(...prompts.map((p) => p.length)) + steps) / blockSize)
+  const outputs: number[][] = prompts.map(() => [])
+  let plan = contiguousPlan(prompts, prompts.map(() => 0), blockSize, blocksPerSeq, reverseBlocks)
+  for (let step = 0; step < steps; step++) {
+    const logits = await Effect.runPromise(executor.execute(plan))
+    const next = prompts.map((_, s) => argmax(logits.subarray(s * executor.vocabSize, (s + 1) * executor.vocabSize)))
+    next.forEach((token, s) => outputs[s].push(token))
+    plan = contiguousPlan(next.map((t) => [t]), prompts.map((p, s) => p.length + outputs[s].length - 1), blockSize, blocksPerSeq, reverseBlocks)
+  }
+  return outputs
+}
+
+const expectGreedy = (actual: number[], reference: GreedyReference) => {
+  const n = confidentPrefix(reference.margins)
+  expect(n).toBeGreaterThan(0)
+  expect(actual.slice(0, n)).toEqual(reference.greedy_ids.slice(0, n))
+}
+
+describe.skipIf(names.length === 0)("golden outputs against transformers", () => {
+  describe.each(names)("%s", (name) => {
+    const reference = loadReference(name)
+    let executor: ModelExecutor
+    beforeAll(async () => {
+      executor = await loadModelExecutor(fixturePath(name), { threads: 1, maxNumSeqs: 4, maxModelLen: 256 })
+    })
+    afterAll(() => Effect.runPromise(executor.close()))
+
+    it("tokenizes the prompt as transformers does", async () => {
+      const tokenizer = await loadTokenizer(fixturePath(name))
+      expect(tokenizer.encode(reference.prompt, { addSpecialTokens: true })).toEqual(reference.prompt_ids)
+    })
+
+    it("renders the chat template as transformers does", async () => {
+      const tokenizer = await loadTokenizer(fixturePath(name))
+      const chat = await renderChat(fixturePath(name), tokenizer, reference.chat.messages, { addGenerationPrompt: true })
+      expect(chat.text).toBe(reference.chat.rendered)
+      expect(chat.ids).toEqual(reference.chat.ids)
+    })
+
+    it("first-step logits within 1e-3", async () => {
+      const plan = contiguousPlan([reference.prompt_ids], [0], blockSize, Math.ceil(reference.prompt_ids.length / blockSize))
+      const logits = await Effect.runPromise(executor.execute(plan))
+      expect(logits.length).toBe(reference.first_logits.length)
+      let worst = 0
+      reference.first_logits.forEach((expected, v) => (worst = Math.max(worst, Math.abs(logits[v] - expected))))
+      expect(worst).toBeLessThan(1e-3)
+    })
+
+    it("greedy continuation identical up to the first low-margin step", async () => {
+      const [output] = await greedyBatch(executor, [reference.prompt_ids], reference.greedy_ids.length)
+      expectGreedy(output, reference)
+    })
+
+    it("long prompt over several KV blocks, laid out in reverse", async () => {
+      const [output] = await greedyBatch(executor, [reference.long.prompt_ids], reference.long.greedy_ids.length, true)
+      expectGreedy(output, reference.long)
+    })
+
+    it("batched with another prompt, each output unchanged", async () => {
+      const [a, b] = await greedyBatch(executor, [reference.prompt_ids, reference.long.prompt_ids], 8)
+      expectGreedy(a, { ...reference, greedy_ids: reference.greedy_ids.slice(0, 8), margins: reference.margins.slice(0, 8) })
+      expectGreedy(b, { ...reference.long, greedy_ids: reference.long.greedy_ids.slice(0, 8), margins: reference.long.margins.slice(0, 8) })
+    })
+  })
+})
