@@ -7,10 +7,8 @@
  *
  *   bun bench/kernels.ts        (writes bench/results/kernels-cpu.json)
  */
-import { execSync } from "node:child_process"
-import { mkdirSync, writeFileSync } from "node:fs"
-import os from "node:os"
 import { createWasmProvider, type WasmKernelProvider } from "../src/kernels/wasm/provider.ts"
+import { filled, recordResults, time } from "./lib/results.ts"
 
 const N = 4096
 const K = 4096
@@ -28,24 +26,6 @@ interface Result {
   readonly note?: string
 }
 
-/** median and minimum of `repeats` timed calls, after `warmup` untimed ones */
-const time = (fn: () => void, repeats: number, warmup = 2) => {
-  for (let i = 0; i < warmup; i++) fn()
-  const samples = Array.from({ length: repeats }, () => {
-    const start = performance.now()
-    fn()
-    return performance.now() - start
-  }).sort((a, b) => a - b)
-  return { ms: samples[Math.floor(repeats / 2)], minMs: samples[0] }
-}
-
-/** a plain loop: Float32Array.from would build a boxed array of n values first, and the
- * garbage collector would then take a core for seconds, in the middle of the timings */
-const filled = (n: number, seed: number) => {
-  const a = new Float32Array(n)
-  for (let i = 0; i < n; i++) a[i] = Math.sin(i * 0.618 + seed)
-  return a
-}
 const weights = filled(N * K, 1)
 const x = filled(K, 2)
 const weightBytes = N * K * 4
@@ -125,20 +105,4 @@ for (const r of results) {
   console.log(`${r.name.padEnd(42)} ${cell(r.ms, 4, 9)} ${cell(r.minMs, 4, 9)} ${cell(r.gbPerSecond, 2, 7)} ${of}  ${r.note ?? ""}`)
 }
 
-const commit = (() => {
-  try {
-    return execSync("git rev-parse HEAD", { stdio: ["ignore", "pipe", "ignore"] }).toString().trim()
-  } catch {
-    return "uncommitted"
-  }
-})()
-const record = {
-  device: `${os.type()} ${os.release()} ${os.arch()}, ${os.cpus()[0]?.model ?? "unknown CPU"} x ${os.cpus().length}`,
-  command: "bun bench/kernels.ts",
-  commit,
-  date: new Date().toISOString(),
-  results
-}
-const dir = new URL("./results/", import.meta.url)
-mkdirSync(dir, { recursive: true })
-writeFileSync(new URL("kernels-cpu.json", dir), `${JSON.stringify(record, null, 2)}\n`)
+recordResults("kernels-cpu.json", "bun bench/kernels.ts", results)

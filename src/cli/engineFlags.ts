@@ -11,6 +11,9 @@ export const engineFlags = {
   model: Schema.optional(Schema.String).annotations({
     description: "Hugging Face model directory (default: the embedded tiny Qwen3 fixture)"
   }),
+  loadFormat: Schema.optional(Schema.Literal("auto", "dummy")).annotations({
+    description: "auto (safetensors) or dummy (random weights from config.json alone)"
+  }),
   maxModelLen: Schema.optional(PositiveInt).annotations({ description: "context length (default: the model's, at most 4096)" }),
   maxNumSeqs: Schema.optional(PositiveInt).annotations({ description: "sequences in one step (default 64)" }),
   maxNumBatchedTokens: Schema.optional(PositiveInt).annotations({ description: "tokens in one step (default 2048)" }),

@@ -6,7 +6,7 @@ import { createWasmProvider } from "../kernels/wasm/provider.ts"
 import { numBlocksForBudget } from "../effects/BlockManager.ts"
 import { KvCacheStorage } from "../layers/kvCache.ts"
 import { singleShard, WeightLoader } from "../layers/shard.ts"
-import { openModelDir, type ModelDir } from "../model/weights.ts"
+import { openDummyModelDir, openModelDir, type ModelDir } from "../model/weights.ts"
 import type { Logits, StepInput } from "../stages/activations.ts"
 import { loadRankPipeline, localDims } from "../stages/rankPipeline.ts"
 import { andThen, sequence, type Stage } from "../stages/stage.ts"
@@ -14,6 +14,8 @@ import { Workspace } from "../stages/workspace.ts"
 import { ExecutorError, type Executor } from "./executor.ts"
 
 export interface ModelExecutorOptions {
+  /** "dummy": random weights from config.json alone, for benchmarks */
+  readonly loadFormat?: "auto" | "dummy"
   /** bytes of KV cache (default 256 MiB, never more than the limits below can use) */
   readonly kvCacheBytes?: number
   /** exact number of KV blocks, overriding the budget (tests use it to force preemption) */
@@ -44,7 +46,7 @@ const defaultKvCacheBytes = 256 * 1024 * 1024
  * step plan through the rank's stage pipeline.
  */
 export const loadModelExecutor = async (dir: string, options: ModelExecutorOptions = {}): Promise<ModelExecutor> => {
-  const model = openModelDir(dir)
+  const model = options.loadFormat === "dummy" ? openDummyModelDir(dir) : openModelDir(dir)
   const { config } = model
   const provider = options.provider ?? (await createWasmProvider({ threads: options.threads }))
   const shard = singleShard

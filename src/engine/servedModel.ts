@@ -53,6 +53,7 @@ const servedModel = (flags: EngineFlags) =>
       Effect.tryPromise({
         try: () =>
           loadModelExecutor(dir, {
+            loadFormat: flags.loadFormat,
             maxModelLen: flags.maxModelLen,
             maxNumSeqs: flags.maxNumSeqs,
             maxNumBatchedTokens: flags.maxNumBatchedTokens,

@@ -7,6 +7,7 @@ import { openWeights, type WeightSource } from "./weightSource.ts"
 
 // The model's weights, one import for the layers and the engine: the directory loader
 // here, the tensor naming in expectedTensors.ts, the safetensors access in weightSource.ts.
+import { dummyWeights } from "./dummyWeights.ts"
 export type { TensorInfo, WeightSource } from "./weightSource.ts"
 export { type ExpectedTensor, expectedLayerTensors, expectedTensors } from "./expectedTensors.ts"
 export type { IndexRange } from "./safetensors.ts"
@@ -38,6 +39,16 @@ export function openModelDir(dir: string): ModelDir {
   const weights = openWeights(dir)
   weights.validate(config)
   return { dir, config, generationConfig, weights }
+}
+
+/**
+ * A model directory with random weights (`--load-format dummy`): only config.json (and
+ * generation_config.json if present) are read, so large shapes can be benchmarked without
+ * a checkpoint.
+ */
+export function openDummyModelDir(dir: string): ModelDir {
+  const config = readModelConfig(dir)
+  return { dir, config, generationConfig: readGenerationConfig(dir), weights: dummyWeights(config) }
 }
 
 /** openModelDir as an Effect, failing with ModelLoadError. */

@@ -9,10 +9,10 @@ import { stage } from "../stages/stage.ts"
 export const name = "logit-bias"
 
 export const Options = Schema.Struct({
-  bias: Schema.Record({
-    key: Schema.String.pipe(Schema.pattern(/^\d+$/)),
-    value: Schema.Number.pipe(Schema.between(-100, 100))
-  })
+  bias: Schema.Record({ key: Schema.String, value: Schema.Number.pipe(Schema.between(-100, 100)) }).pipe(
+    // checked on the whole record: a refined key schema would silently drop bad keys
+    Schema.filter((bias) => Object.keys(bias).every((k) => /^\d+$/.test(k)) || "bias keys must be token ids")
+  )
 })
 
 export const make = (options: typeof Options.Type) => {

@@ -1,0 +1,44 @@
+import { execSync } from "node:child_process"
+import { mkdirSync, writeFileSync } from "node:fs"
+import os from "node:os"
+import { join } from "node:path"
+
+/** median and minimum milliseconds of `repeats` timed calls, after `warmup` untimed ones */
+export const time = (fn: () => void, repeats: number, warmup = 2): { ms: number; minMs: number } => {
+  for (let i = 0; i < warmup; i++) fn()
+  const samples = Array.from({ length: repeats }, () => {
+    const start = performance.now()
+    fn()
+    return performance.now() - start
+  }).sort((a, b) => a - b)
+  return { ms: samples[Math.floor(repeats / 2)], minMs: samples[0] }
+}
+
+export const commit = (): string => {
+  try {
+    const head = execSync("git rev-parse HEAD", { stdio: ["ignore", "pipe", "ignore"] }).toString().trim()
+    const dirty = execSync("git status --porcelain --untracked-files=no", { stdio: ["ignore", "pipe", "ignore"] }).toString().trim()
+    return dirty ? `${head}+uncommitted` : head
+  } catch {
+    return "uncommitted"
+  }
+}
+
+export const cpuDevice = (): string =>
+  `${os.type()} ${os.release()} ${os.arch()}, ${os.cpus()[0]?.model ?? "unknown CPU"} x ${os.cpus().length}`
+
+/** writes `bench/results/<file>` with the device, command, commit and date beside the results */
+export const recordResults = (file: string, command: string, results: unknown, device = cpuDevice()): string => {
+  const dir = join(import.meta.dir, "..", "results")
+  mkdirSync(dir, { recursive: true })
+  const path = join(dir, file)
+  writeFileSync(path, `${JSON.stringify({ device, command, commit: commit(), date: new Date().toISOString(), results }, null, 2)}\n`)
+  return path
+}
+
+/** a plain fill loop (Float32Array.from would box n values first and stall the timings in GC) */
+export const filled = (n: number, seed: number): Float32Array => {
+  const a = new Float32Array(n)
+  for (let i = 0; i < n; i++) a[i] = Math.sin(i * 0.618 + seed)
+  return a
+}
