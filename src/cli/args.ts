@@ -36,14 +36,14 @@ const description = (...annotated: ReadonlyArray<SchemaAST.Annotated>): string =
 
 /** the flags of a struct, read from its encoded side (what the command line provides) */
 const flagsOf = <F extends Fields>(schema: Schema.Struct<F>): ReadonlyArray<Flag> => {
-  const typed = new Map(SchemaAST.getPropertySignatures(Schema.typeSchema(schema).ast).map((ps) => [String(ps.name), ps]))
+  const fields: Record<string, { readonly ast: SchemaAST.Annotated & { readonly type?: SchemaAST.AST } }> = schema.fields as never
   return SchemaAST.getPropertySignatures(Schema.encodedSchema(schema).ast).map((ps) => {
-    const typeSide = typed.get(String(ps.name))
+    const declared = fields[String(ps.name)]?.ast
     return {
       name: String(ps.name),
       boolean: isKind(ps.type, SchemaAST.isBooleanKeyword),
       multiple: isKind(ps.type, SchemaAST.isTupleType),
-      description: description(...(typeSide ? [typeSide, typeSide.type] : []), ps, ps.type)
+      description: description(...(declared ? [declared, ...(declared.type ? [declared.type] : [])] : []), ps, ps.type)
     }
   })
 }
@@ -74,7 +74,11 @@ export const parseFlags = <F extends Fields>(
     const input = Object.fromEntries(names.flatMap((name) => (kebab(name) in parsed ? [[name, parsed[kebab(name)]]] : [])))
     const decoded = Schema.decodeUnknownEither(schema as unknown as Schema.Schema<Schema.Schema.Type<Schema.Struct<F>>, Schema.Schema.Encoded<Schema.Struct<F>>>, { onExcessProperty: "error" })(input)
     if (Either.isLeft(decoded)) {
-      return yield* new UsageError({ message: ParseResult.TreeFormatter.formatErrorSync(decoded.left).replaceAll(/\b([a-z]+[A-Z]\w*)\b/g, (m) => `--${kebab(m)}`) })
+      // one line per bad flag, named as the user typed it
+      const issues = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
+      // an optional flag's "or undefined" branch says nothing a user can act on
+      const lines = issues.filter((issue) => !issue.message.startsWith("Expected undefined")).map((issue) => `${issue.path.length ? `--${kebab(String(issue.path[0]))}: ` : ""}${issue.message}`)
+      return yield* new UsageError({ message: [...new Set(lines)].join("\n") })
     }
     return decoded.right
   })

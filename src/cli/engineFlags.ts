@@ -2,7 +2,7 @@ import { Schema } from "effect"
 import { join } from "node:path"
 
 /** The model that ships with the project, served when no --model is given. */
-export const embeddedModel = join(import.meta.dir, "..", "..", "test", "fixtures", "models", "qwen3")
+export const embeddedModel = join(import.meta.dirname, "..", "..", "test", "fixtures", "models", "qwen3")
 
 const PositiveInt = Schema.NumberFromString.pipe(Schema.int(), Schema.positive())
 

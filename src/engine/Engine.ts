@@ -27,6 +27,20 @@ export interface EngineConfig {
   /** from the model's generation config */
   readonly eosTokenIds: ReadonlyArray<number>
   readonly detokenizer: Detokenizer
+  /** called after every step with what it computed (metrics) */
+  readonly onStep?: (stats: StepStats) => void
+}
+
+/** What one engine step computed, for metrics (vLLM's IterationStats). */
+export interface StepStats {
+  /** prompt tokens computed in this step (prefill chunks, including recomputation after preemption) */
+  readonly promptTokens: number
+  /** tokens sampled */
+  readonly generationTokens: number
+  readonly preemptions: number
+  /** prompt tokens looked up in the prefix cache, and of those found, since the previous step */
+  readonly prefixCacheQueries: number
+  readonly prefixCacheHits: number
 }
 
 export interface GenerateRequest {
@@ -85,6 +99,7 @@ const makeEngine = (config: EngineConfig) =>
     const processor = new OutputProcessor({ ...config, vocabSize: V, onRequestDone: (id) => live.delete(id) })
     const intake = yield* Queue.dropping<EngineRequest>(config.maxQueuedRequests)
     const nextId = hyperid({ urlSafe: true })
+    const prefixSeen = { queries: 0, hits: 0 }
 
     const validate = ({ promptTokenIds: prompt, params }: GenerateRequest): string | undefined => {
       if (prompt.length === 0) return "the prompt is empty"
@@ -125,7 +140,21 @@ const makeEngine = (config: EngineConfig) =>
       const logits = yield* Effect.either(executor.execute(output.plan))
       if (logits._tag === "Left") return yield* failStep(logits.left)
       const { sampledTokenIds, finished } = processor.processStep(output, logits.right)
+      // decodes compute one token each: the last sampled one, which is not a prompt token
+      const decodes = output.plan.seqs.reduce((n, seq, i) => n + (seq.numComputedTokens >= output.scheduled[i].promptLength ? 1 : 0), 0)
       core.update(output, sampledTokenIds)
+      if (config.onStep) {
+        const stats = core.stats()
+        config.onStep({
+          promptTokens: output.numScheduledTokens - decodes,
+          generationTokens: sampledTokenIds.length,
+          preemptions: output.preempted.length,
+          prefixCacheQueries: stats.prefixCacheQueriedTokens - prefixSeen.queries,
+          prefixCacheHits: stats.prefixCacheHitTokens - prefixSeen.hits
+        })
+        prefixSeen.queries = stats.prefixCacheQueriedTokens
+        prefixSeen.hits = stats.prefixCacheHitTokens
+      }
       for (const id of finished) core.finishRequest(id)
       // executors may resolve synchronously; let the server's fibers run between steps
       yield* Effect.yieldNow()

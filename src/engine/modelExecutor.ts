@@ -56,7 +56,7 @@ export const loadModelExecutor = async (dir: string, options: ModelExecutorOptio
   const maxNumSeqs = options.maxNumSeqs ?? 64
   const maxNumBatchedTokens = Math.max(options.maxNumBatchedTokens ?? 2048, maxNumSeqs)
   const maxBlocksPerSeq = Math.ceil(maxModelLen / blockSize)
-  const cacheShape = { numLayers: config.numLayers, blockSize, kvHeads: dims.kvHeads, headDim: dims.headDim, bytesPerElement: 4 }
+  const cacheShape = { numLayers: config.numLayers, blockSize, kvHeads: dims.kvHeads, headDim: dims.headDim, bytesPerElement: provider.memory.floatBytes }
   const numBlocks =
     options.numBlocks ??
     Math.min(numBlocksForBudget(options.kvCacheBytes ?? defaultKvCacheBytes, { ...cacheShape, numKvHeads: cacheShape.kvHeads }), maxNumSeqs * maxBlocksPerSeq)
@@ -93,6 +93,7 @@ export const loadModelExecutor = async (dir: string, options: ModelExecutorOptio
       Effect.sync(() => {
         workspace.release()
         kvCache.release()
+        loader.release()
         if (!options.provider) provider.close()
       })
   }

@@ -7,7 +7,9 @@ import { tokenizerDetokenizer } from "../sampling/detokenizer.ts"
 import { loadPlugin } from "../stages/plugin.ts"
 import { parsePluginSpec } from "../stages/plugin.ts"
 import { loadTokenizer, type TextTokenizer } from "../tokenizer/tokenizer.ts"
-import { Engine } from "./Engine.ts"
+import type { BlockManager } from "../effects/BlockManager.ts"
+import type { Scheduler } from "../effects/Scheduler.ts"
+import { Engine, type StepStats } from "./Engine.ts"
 import { loadModelExecutor, type ModelExecutor } from "./modelExecutor.ts"
 
 export class EngineStartError extends Data.TaggedError("EngineStartError")<{ readonly message: string }> {}
@@ -73,7 +75,16 @@ const servedModel = (flags: EngineFlags) =>
   })
 
 /** The served model and the engine loop over it. */
-export const engineLayer = (flags: EngineFlags, maxQueuedRequests = 1024): Layer.Layer<Engine | ServedModel, EngineStartError> => {
+export interface EngineHooks {
+  /** bound once the model is loaded (metrics need its context length) */
+  readonly onStep?: (served: ServedModelShape) => (stats: StepStats) => void
+}
+
+export const engineLayer = (
+  flags: EngineFlags,
+  maxQueuedRequests = 1024,
+  hooks: EngineHooks = {}
+): Layer.Layer<Engine | Scheduler | BlockManager | ServedModel, EngineStartError> => {
   const model = Layer.scoped(ServedModel, servedModel(flags))
   const engine = Layer.unwrapEffect(
     Effect.map(ServedModel, (served) =>
@@ -85,7 +96,8 @@ export const engineLayer = (flags: EngineFlags, maxQueuedRequests = 1024): Layer
         enablePrefixCaching: flags.enablePrefixCaching !== "false",
         maxQueuedRequests,
         eosTokenIds: served.eosTokenIds,
-        detokenizer: tokenizerDetokenizer(served.tokenizer)
+        detokenizer: tokenizerDetokenizer(served.tokenizer),
+        onStep: hooks.onStep?.(served)
       }).pipe(
         Layer.provide(ExecutorService.layer(served.executor)),
         Layer.mapError((e) => new EngineStartError({ message: e.message }))
