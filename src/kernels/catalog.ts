@@ -6,8 +6,13 @@
  * Conventions shared by every provider:
  * - A tensor argument is a pointer (a byte offset into the provider's memory) to a dense
  *   row-major array. Its `shape` lists the scalar arguments that size it.
- * - Activations are f32 on the CPU. Weights of a linear layer are stored as HF stores them:
- *   `[outFeatures, inFeatures]`, so `y = x @ W^T`.
+ * - Element types: `float` is an activation or weight in the provider's float storage
+ *   (`DeviceMemory.floatBytes`: f32 on the CPU, bf16 on GPUs; kernels accumulate in f32);
+ *   `f32` is f32 on every provider (rope's inverse frequencies: rounded to bf16 they would
+ *   turn into angle errors that grow with the position); `i32` is an index or id.
+ * - Scalars are i32 sizes and indices, except those named in `f32Scalars`.
+ * - Weights of a linear layer are stored as HF stores them: `[outFeatures, inFeatures]`,
+ *   so `y = x @ W^T`.
  * - The KV cache of one layer is `[numBlocks, blockSize, numKvHeads, headDim]`: a token's
  *   slot is `block * blockSize + offsetInBlock`.
  * - Arguments are passed positionally in the order: tensors, then scalars.
@@ -15,7 +20,7 @@
  *   the kernel on `[begin, end)` of that role); kernels without `split` run whole.
  */
 
-export type DType = "f32" | "i32"
+export type DType = "float" | "f32" | "i32"
 
 export interface TensorArg {
   readonly name: string
@@ -32,51 +37,52 @@ export interface KernelSpec {
   readonly doc: string
 }
 
+const float = (name: string, shape: ReadonlyArray<string>, out = false): TensorArg => ({ name, dtype: "float", shape, out })
 const f32 = (name: string, shape: ReadonlyArray<string>, out = false): TensorArg => ({ name, dtype: "f32", shape, out })
 const i32 = (name: string, shape: ReadonlyArray<string>, out = false): TensorArg => ({ name, dtype: "i32", shape, out })
 
 export const catalog = {
   embedding: {
     doc: "out[t] = table[ids[t] - vocabStart] when vocabStart <= ids[t] < vocabEnd, else 0 (vocab-parallel shard)",
-    tensors: [f32("out", ["T", "H"], true), i32("ids", ["T"]), f32("table", ["Vshard", "H"])],
+    tensors: [float("out", ["T", "H"], true), i32("ids", ["T"]), float("table", ["Vshard", "H"])],
     scalars: ["T", "H", "vocabStart", "vocabEnd"],
     split: "T"
   },
   matmul: {
     doc: "out[M,N] = x[M,K] @ w[N,K]^T",
-    tensors: [f32("out", ["M", "N"], true), f32("x", ["M", "K"]), f32("w", ["N", "K"])],
+    tensors: [float("out", ["M", "N"], true), float("x", ["M", "K"]), float("w", ["N", "K"])],
     scalars: ["M", "N", "K"],
     split: "N"
   },
   add_bias: {
     doc: "x[m,n] += bias[n]",
-    tensors: [f32("x", ["M", "N"], true), f32("bias", ["N"])],
+    tensors: [float("x", ["M", "N"], true), float("bias", ["N"])],
     scalars: ["M", "N"],
     split: "M"
   },
   rmsnorm: {
     doc: "out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w  (rows of length H; out may alias x)",
-    tensors: [f32("out", ["T", "H"], true), f32("x", ["T", "H"]), f32("w", ["H"])],
+    tensors: [float("out", ["T", "H"], true), float("x", ["T", "H"]), float("w", ["H"])],
     scalars: ["T", "H", "eps"],
     split: "T"
   },
   add_rmsnorm: {
     doc: "residual[t] += x[t]; out[t] = rmsnorm(residual[t]) * w  (out may alias x)",
-    tensors: [f32("out", ["T", "H"], true), f32("residual", ["T", "H"], true), f32("x", ["T", "H"]), f32("w", ["H"])],
+    tensors: [float("out", ["T", "H"], true), float("residual", ["T", "H"], true), float("x", ["T", "H"]), float("w", ["H"])],
     scalars: ["T", "H", "eps"],
     split: "T"
   },
   head_rmsnorm: {
     doc: "per-head RMSNorm in place (Qwen3 q/k norm): x[t,h] = rmsnorm(x[t,h]) * w for heads of length D, rows of token t start at t*stride",
-    tensors: [f32("x", ["T", "nHeads", "D"], true), f32("w", ["D"])],
+    tensors: [float("x", ["T", "nHeads", "D"], true), float("w", ["D"])],
     scalars: ["T", "nHeads", "D", "stride", "eps"],
     split: "T"
   },
   rope: {
     doc: "rotate q and k in place (rotate-half / NeoX layout): angle = positions[t] * invFreq[i], pairs (i, i + D/2)",
     tensors: [
-      f32("q", ["T", "Hq", "D"], true),
-      f32("k", ["T", "Hkv", "D"], true),
+      float("q", ["T", "Hq", "D"], true),
+      float("k", ["T", "Hkv", "D"], true),
       i32("positions", ["T"]),
       f32("invFreq", ["D/2"])
     ],
@@ -85,17 +91,17 @@ export const catalog = {
   },
   silu_mul: {
     doc: "out[t,i] = silu(gateUp[t,i]) * gateUp[t,I+i]",
-    tensors: [f32("out", ["T", "I"], true), f32("gateUp", ["T", "2I"])],
+    tensors: [float("out", ["T", "I"], true), float("gateUp", ["T", "2I"])],
     scalars: ["T", "I"],
     split: "T"
   },
   kv_write: {
     doc: "kCache[slots[t]] = k[t]; vCache[slots[t]] = v[t] (slots < 0 are skipped: padding)",
     tensors: [
-      f32("kCache", ["numSlots", "Hkv", "D"], true),
-      f32("vCache", ["numSlots", "Hkv", "D"], true),
-      f32("k", ["T", "Hkv", "D"]),
-      f32("v", ["T", "Hkv", "D"]),
+      float("kCache", ["numSlots", "Hkv", "D"], true),
+      float("vCache", ["numSlots", "Hkv", "D"], true),
+      float("k", ["T", "Hkv", "D"]),
+      float("v", ["T", "Hkv", "D"]),
       i32("slots", ["T"])
     ],
     scalars: ["T", "Hkv", "D", "kStride", "vStride"],
@@ -107,10 +113,10 @@ export const catalog = {
       "token j of sequence s lives at slot blockTables[s*maxBlocks + j/blockSize]*blockSize + j%blockSize; GQA: kv head = h / (Hq/Hkv). " +
       "Causal by construction (prefill, chunked prefill and decode are one kernel)",
     tensors: [
-      f32("out", ["T", "Hq", "D"], true),
-      f32("q", ["T", "Hq", "D"]),
-      f32("kCache", ["numSlots", "Hkv", "D"]),
-      f32("vCache", ["numSlots", "Hkv", "D"]),
+      float("out", ["T", "Hq", "D"], true),
+      float("q", ["T", "Hq", "D"]),
+      float("kCache", ["numSlots", "Hkv", "D"]),
+      float("vCache", ["numSlots", "Hkv", "D"]),
       i32("queryToSeq", ["T"]),
       i32("positions", ["T"]),
       i32("blockTables", ["S", "maxBlocks"])
@@ -120,25 +126,25 @@ export const catalog = {
   },
   gather_rows: {
     doc: "out[r] = x[indices[r]] (rows of length H)",
-    tensors: [f32("out", ["R", "H"], true), f32("x", ["T", "H"]), i32("indices", ["R"])],
+    tensors: [float("out", ["R", "H"], true), float("x", ["T", "H"]), i32("indices", ["R"])],
     scalars: ["R", "H"],
     split: "R"
   },
   argmax: {
     doc: "out[m] = argmax_v logits[m,v] (first index on ties)",
-    tensors: [i32("out", ["M"], true), f32("logits", ["M", "V"])],
+    tensors: [i32("out", ["M"], true), float("logits", ["M", "V"])],
     scalars: ["M", "V"],
     split: "M"
   },
   softmax: {
     doc: "x[m] = softmax(x[m] / temperature) in place (rows of length V)",
-    tensors: [f32("x", ["M", "V"], true)],
+    tensors: [float("x", ["M", "V"], true)],
     scalars: ["M", "V", "temperature"],
     split: "M"
   },
   copy: {
-    doc: "out[i] = x[i] for n f32 elements",
-    tensors: [f32("out", ["n"], true), f32("x", ["n"])],
+    doc: "out[i] = x[i] for n float elements",
+    tensors: [float("out", ["n"], true), float("x", ["n"])],
     scalars: ["n"]
   }
 } as const satisfies Record<string, KernelSpec>
@@ -150,5 +156,10 @@ type Arity<S extends KernelSpec> = [...Numbers<S["tensors"]>, ...Numbers<S["scal
 
 /** The bound kernels: one positional function per catalog entry (tensor pointers, then scalars). */
 export type Kernels = { readonly [K in KernelName]: (...args: Arity<(typeof catalog)[K]>) => void }
+
+/** the scalars passed as f32; every other scalar is an i32 */
+export const f32Scalars: ReadonlySet<string> = new Set(["eps", "scale", "temperature"])
+
+export const scalarType = (name: string): "f32" | "i32" => (f32Scalars.has(name) ? "f32" : "i32")
 
 export const kernelArity = (name: KernelName): number => catalog[name].tensors.length + catalog[name].scalars.length

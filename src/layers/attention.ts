@@ -67,8 +67,8 @@ export const attention = (
   const { heads, kvHeads, headDim: D } = w
   const stride = (heads + 2 * kvHeads) * D
   const q = ws.qkv
-  const k = q + heads * D * 4
-  const v = k + kvHeads * D * 4
+  const k = q + heads * D * ws.floatBytes
+  const v = k + kvHeads * D * ws.floatBytes
   applyLinear(kernels, ws.qkv, input, T, w.qkv)
   if (w.qNorm !== undefined && w.kNorm !== undefined) {
     kernels.head_rmsnorm(q, w.qNorm, T, heads, D, stride, normEps)

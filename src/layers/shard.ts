@@ -20,10 +20,12 @@ export const shardRange = (extent: number, shard: TpShard, what: string): [numbe
 
 /**
  * Reads weights (or slices of them) from the model directory into device memory. One host
- * staging buffer is reused for every tensor, as pinned staging buffers are on a GPU.
+ * staging buffer is reused for every tensor, as pinned staging buffers are on a GPU. The loader
+ * owns what it uploads: `release()` frees it all.
  */
 export class WeightLoader {
   private staging = new Float32Array(0)
+  private readonly owned: number[] = []
   constructor(
     readonly source: WeightSource,
     readonly memory: DeviceMemory
@@ -62,8 +64,22 @@ export class WeightLoader {
     return this.upload(host)
   }
 
+  /** a table that stays f32 on every provider (rope's inverse frequencies) */
+  f32(values: Float32Array): number {
+    const ptr = this.memory.alloc(values.byteLength)
+    this.owned.push(ptr)
+    this.memory.write(ptr, values, "f32")
+    return ptr
+  }
+
+  /** frees every tensor this loader uploaded */
+  release(): void {
+    for (const ptr of this.owned.splice(0)) this.memory.free(ptr)
+  }
+
   private upload(host: Float32Array): number {
-    const ptr = this.memory.alloc(host.byteLength)
+    const ptr = this.memory.alloc(host.length * this.memory.floatBytes)
+    this.owned.push(ptr)
     this.memory.write(ptr, host)
     return ptr
   }

@@ -38,8 +38,7 @@ export const loadRankPipeline = (
   kvCache: KvCacheStorage
 ): RankPipeline => {
   const H = config.hiddenSize
-  const invFreq = loader.memory.alloc((config.headDim / 2) * 4)
-  loader.memory.write(invFreq, inverseFrequencies(config))
+  const invFreq = loader.f32(inverseFrequencies(config))
   const context = { hidden: H, normEps: config.rmsNormEps, blockSize: kvCache.shape.blockSize, invFreq }
 
   const embedding = loadVocabShard(loader, "model.embed_tokens.weight", config.vocabSize, H, shard)

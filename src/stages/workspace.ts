@@ -47,6 +47,8 @@ export class Workspace {
   readonly logitsShard: number
   readonly logits: number
   readonly hostLogits: Float32Array
+  /** bytes of one float element (f32 on the CPU, bf16 on GPUs): the step between heads of `qkv` */
+  readonly floatBytes: number
   private readonly owned: number[] = []
 
   constructor(
@@ -55,13 +57,15 @@ export class Workspace {
     readonly limits: WorkspaceLimits
   ) {
     const { maxTokens: T, maxSeqs: S } = limits
-    const f = (elements: number) => this.take(elements * 4)
-    this.tokenIds = f(T)
-    this.positions = f(T)
-    this.slots = f(T)
-    this.queryToSeq = f(T)
-    this.blockTables = f(S * limits.maxBlocksPerSeq)
-    this.sampleRows = f(S)
+    this.floatBytes = memory.floatBytes
+    const f = (elements: number) => this.take(elements * memory.floatBytes)
+    const i = (elements: number) => this.take(elements * 4)
+    this.tokenIds = i(T)
+    this.positions = i(T)
+    this.slots = i(T)
+    this.queryToSeq = i(T)
+    this.blockTables = i(S * limits.maxBlocksPerSeq)
+    this.sampleRows = i(S)
     this.residual = f(T * dims.hidden)
     this.x = f(T * dims.hidden)
     this.normed = f(T * dims.hidden)

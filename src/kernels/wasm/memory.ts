@@ -19,6 +19,8 @@ interface Hole {
 }
 
 export class WasmMemory implements DeviceMemory {
+  /** floats are f32 here, so `write` and `read` copy bytes for every dtype */
+  readonly floatBytes = 4
   private bytes: Uint8Array
   private readonly holes: Hole[] = []
   private readonly sizes = new Map<number, number>()

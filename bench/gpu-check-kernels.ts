@@ -1,0 +1,363 @@
+/**
+ * Every catalog kernel on the CUDA provider against the WASM provider, on random inputs of odd
+ * sizes: the same positional call on both, as the stages make it.
+ *
+ * Inputs are rounded to bf16 on the host first, so both providers start from the same values;
+ * the WASM kernels then compute in f32 and keep f32, the CUDA kernels compute in f32 and store
+ * bf16. Tolerances, per output element, against the WASM value c:
+ *   - copies, lookups, kv_write and argmax: exact (argmax's ties included: bf16 logits tie
+ *     often, and both take the first index);
+ *   - everything else: |gpu - c| <= 2^-7 |c| + 1e-3 rms(c). One bf16 rounding of the stored
+ *     output is 2^-9 relative; add_rmsnorm also rounds the residual it normalises (another
+ *     2^-9), and 2^-7 leaves a factor 2 over both. The 1e-3 rms term covers elements near zero,
+ *     where the two providers' different f32 summation orders (cuBLAS tiles, warp reductions)
+ *     show against a tiny value.
+ *   - and every output is finite: outputs start as NaN on the GPU, so an element a kernel
+ *     forgot to write fails.
+ * Also reported: the normwise error ||gpu - c|| / ||c||.
+ */
+import { catalog, type DType, type KernelName } from "../src/kernels/catalog.ts"
+import { bytesOf, type KernelProvider } from "../src/kernels/provider.ts"
+
+type Values = Float32Array | Int32Array
+
+interface Buffer {
+  readonly data: Values
+  readonly dtype: DType
+  /** start as NaN: the kernel must write every element */
+  readonly poison?: boolean
+}
+
+export interface KernelCase {
+  readonly kernel: KernelName
+  readonly label: string
+  readonly buffers: Record<string, Buffer>
+  /** the kernel's arguments; `at(buffer, element)` is a pointer into a buffer */
+  readonly args: (at: (buffer: string, element?: number) => number) => number[]
+  /** buffers the kernel writes, compared after the call */
+  readonly outputs: ReadonlyArray<string>
+  readonly exact?: boolean
+}
+
+export interface KernelResult {
+  readonly kernel: KernelName
+  readonly case: string
+  readonly output: string
+  readonly elements: number
+  /** worst |gpu - cpu| / bound over the elements (<= 1 passes); 0 for exact matches */
+  readonly worstOfBound: number
+  readonly normwise: number
+  readonly maxAbs: number
+  readonly mismatches: number
+  readonly pass: boolean
+  readonly note?: string
+}
+
+// ---- inputs ----
+
+/** deterministic uniform values in [lo, hi) (mulberry32) */
+const random = (seed: number) => () => {
+  seed = (seed + 0x6d2b79f5) | 0
+  let r = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+  r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r
+  return ((r ^ (r >>> 14)) >>> 0) / 2 ** 32
+}
+
+/** x rounded to bf16, to nearest even, in place */
+export const roundBf16 = (x: Float32Array): Float32Array => {
+  const bits = new Uint32Array(x.buffer, x.byteOffset, x.length)
+  for (let i = 0; i < bits.length; i++) bits[i] = ((bits[i] + 0x7fff + ((bits[i] >>> 16) & 1)) >>> 0) & 0xffff0000
+  return x
+}
+
+let nextSeed = 1
+const floats = (n: number, lo = -1, hi = 1): Buffer => {
+  const next = random(nextSeed++)
+  const data = new Float32Array(n)
+  for (let i = 0; i < n; i++) data[i] = lo + (hi - lo) * next()
+  return { data: roundBf16(data), dtype: "float" }
+}
+const outputOf = (n: number): Buffer => ({ data: new Float32Array(n), dtype: "float", poison: true })
+const ints = (values: ArrayLike<number>): Buffer => ({ data: Int32Array.from(values), dtype: "i32" })
+const randomInts = (n: number, lo: number, hi: number): Buffer => {
+  const next = random(nextSeed++)
+  return ints(Array.from({ length: n }, () => lo + Math.floor((hi - lo) * next())))
+}
+
+// ---- cases ----
+
+const rowCases = ([T, H]: [number, number]): KernelCase[] => [
+  {
+    kernel: "rmsnorm",
+    label: `T=${T} H=${H}`,
+    buffers: { out: outputOf(T * H), x: floats(T * H, -3, 3), w: floats(H, 0.5, 1.5) },
+    args: (at) => [at("out"), at("x"), at("w"), T, H, 1e-6],
+    outputs: ["out"]
+  },
+  {
+    kernel: "add_rmsnorm",
+    label: `T=${T} H=${H}`,
+    buffers: { out: outputOf(T * H), residual: floats(T * H, -3, 3), x: floats(T * H, -3, 3), w: floats(H, 0.5, 1.5) },
+    args: (at) => [at("out"), at("residual"), at("x"), at("w"), T, H, 1e-6],
+    outputs: ["out", "residual"]
+  },
+  {
+    kernel: "add_rmsnorm",
+    label: `T=${T} H=${H}, out aliases x`,
+    buffers: { residual: floats(T * H, -3, 3), x: floats(T * H, -3, 3), w: floats(H, 0.5, 1.5) },
+    args: (at) => [at("x"), at("residual"), at("x"), at("w"), T, H, 1e-5],
+    outputs: ["x", "residual"]
+  },
+  {
+    kernel: "embedding",
+    label: `T=${T} H=${H}, vocab shard [100, 300) of 400`,
+    buffers: { out: outputOf(T * H), ids: randomInts(T, 0, 400), table: floats(200 * H) },
+    args: (at) => [at("out"), at("ids"), at("table"), T, H, 100, 300],
+    outputs: ["out"],
+    exact: true
+  },
+  {
+    kernel: "gather_rows",
+    label: `R=3 of T=${T}, H=${H}`,
+    buffers: { out: outputOf(3 * H), x: floats(T * H), indices: ints([T - 1, 0, Math.floor(T / 2)]) },
+    args: (at) => [at("out"), at("x"), at("indices"), 3, H],
+    outputs: ["out"],
+    exact: true
+  },
+  {
+    kernel: "add_bias",
+    label: `M=${T} N=${H}`,
+    buffers: { x: floats(T * H), bias: floats(H) },
+    args: (at) => [at("x"), at("bias"), T, H],
+    outputs: ["x"]
+  },
+  {
+    kernel: "silu_mul",
+    label: `T=${T} I=${H}`,
+    buffers: { out: outputOf(T * H), gateUp: floats(T * 2 * H, -6, 6) },
+    args: (at) => [at("out"), at("gateUp"), T, H],
+    outputs: ["out"]
+  }
+]
+
+const matmulCase = ([M, N, K]: [number, number, number]): KernelCase => ({
+  kernel: "matmul",
+  label: `M=${M} N=${N} K=${K}`,
+  buffers: { out: outputOf(M * N), x: floats(M * K), w: floats(N * K, -0.1, 0.1) },
+  args: (at) => [at("out"), at("x"), at("w"), M, N, K],
+  outputs: ["out"]
+})
+
+/** a fused qkv buffer [T, (Hq + 2 Hkv) D], as the attention layer lays it out */
+const qkvOf = (T: number, Hq: number, Hkv: number, D: number) => ({ stride: (Hq + 2 * Hkv) * D, buffer: floats(T * (Hq + 2 * Hkv) * D, -2, 2) })
+
+const headNormCase = ([T, heads, D]: [number, number, number]): KernelCase => {
+  const { stride, buffer } = qkvOf(T, heads, 2, D)
+  return {
+    kernel: "head_rmsnorm",
+    label: `T=${T} heads=${heads} D=${D} (q of a fused row)`,
+    buffers: { qkv: buffer, w: floats(D, 0.5, 1.5) },
+    args: (at) => [at("qkv"), at("w"), T, heads, D, stride, 1e-6],
+    outputs: ["qkv"]
+  }
+}
+
+const ropeCase = ([T, Hq, Hkv, D, maxPosition]: [number, number, number, number, number]): KernelCase => {
+  const { stride, buffer } = qkvOf(T, Hq, Hkv, D)
+  const invFreq = Float32Array.from({ length: D / 2 }, (_, i) => 1 / Math.pow(1e6, (2 * i) / D))
+  return {
+    kernel: "rope",
+    label: `T=${T} Hq=${Hq} Hkv=${Hkv} D=${D}, positions < ${maxPosition}`,
+    buffers: { qkv: buffer, positions: randomInts(T, 0, maxPosition), invFreq: { data: invFreq, dtype: "f32" } },
+    args: (at) => [at("qkv"), at("qkv", Hq * D), at("positions"), at("invFreq"), T, Hq, Hkv, D, stride, stride],
+    outputs: ["qkv"]
+  }
+}
+
+/**
+ * A mixed batch over a shuffled paged cache: sequences given as [first position, tokens].
+ * Prefills long enough for full 16-token tiles, ragged ends, decodes and a chunked prefill
+ * whose earlier keys are already cached; the cache is random everywhere (history included).
+ */
+const attentionCase = ([Hq, Hkv, D]: [number, number, number], seqs: ReadonlyArray<[number, number]>): KernelCase => {
+  const blockSize = 16
+  const maxBlocks = Math.max(...seqs.map(([start, n]) => Math.ceil((start + n) / blockSize)))
+  const numBlocks = seqs.length * maxBlocks + 3
+  const order = randomInts(numBlocks, 0, 1 << 30).data
+  const blocks = Array.from({ length: numBlocks }, (_, b) => b).sort((a, b) => order[a] - order[b])
+  const queryToSeq: number[] = []
+  const positions: number[] = []
+  seqs.forEach(([start, n], s) => {
+    for (let j = 0; j < n; j++) {
+      queryToSeq.push(s)
+      positions.push(start + j)
+    }
+  })
+  const T = positions.length
+  const { stride, buffer } = qkvOf(T, Hq, Hkv, D)
+  const cache = numBlocks * blockSize * Hkv * D
+  return {
+    kernel: "paged_attention",
+    label: `Hq=${Hq} Hkv=${Hkv} D=${D}, seqs ${seqs.map(([s, n]) => `${n}@${s}`).join(" ")} (T=${T})`,
+    buffers: {
+      out: outputOf(T * Hq * D),
+      qkv: buffer,
+      kCache: floats(cache, -2, 2),
+      vCache: floats(cache, -2, 2),
+      queryToSeq: ints(queryToSeq),
+      positions: ints(positions),
+      blockTables: ints(blocks.slice(0, seqs.length * maxBlocks))
+    },
+    args: (at) => [
+      at("out"), at("qkv"), at("kCache"), at("vCache"), at("queryToSeq"), at("positions"), at("blockTables"),
+      T, Hq, Hkv, D, stride, maxBlocks, blockSize, 1 / Math.sqrt(D)
+    ],
+    outputs: ["out"]
+  }
+}
+
+const kvWriteCase = ([T, Hq, Hkv, D]: [number, number, number, number]): KernelCase => {
+  const { stride, buffer } = qkvOf(T, Hq, Hkv, D)
+  const numSlots = 4 * T
+  const slots = randomInts(T, 0, numSlots).data.map((s, t) => (t % 5 === 4 ? -1 : t * 4 + (s % 4)))
+  return {
+    kernel: "kv_write",
+    label: `T=${T} Hkv=${Hkv} D=${D}, every 5th token padding`,
+    buffers: { kCache: floats(numSlots * Hkv * D), vCache: floats(numSlots * Hkv * D), qkv: buffer, slots: ints(slots) },
+    args: (at) => [at("kCache"), at("vCache"), at("qkv", Hq * D), at("qkv", (Hq + Hkv) * D), at("slots"), T, Hkv, D, stride, stride],
+    outputs: ["kCache", "vCache"],
+    exact: true
+  }
+}
+
+export const kernelCases = (): KernelCase[] => [
+  ...([[1, 64], [7, 769], [83, 4096]] as [number, number][]).flatMap(rowCases),
+  ...([[1, 769, 64], [7, 1024, 1536], [83, 5, 769], [4, 32000, 512], [256, 4096, 1024]] as [number, number, number][]).map(matmulCase),
+  ...([[7, 6, 128], [83, 4, 32], [5, 3, 256]] as [number, number, number][]).map(headNormCase),
+  ...([[7, 4, 2, 32, 100], [83, 32, 8, 128, 100_000], [5, 2, 1, 80, 4096]] as [number, number, number, number, number][]).map(ropeCase),
+  ...([[37, 4, 2, 32], [9, 32, 8, 128]] as [number, number, number, number][]).map(kvWriteCase),
+  ...([[4, 2, 32], [4, 1, 16], [6, 2, 20], [32, 8, 128], [24, 1, 80], [4, 4, 256], [2, 2, 96]] as [number, number, number][]).map((heads) =>
+    attentionCase(heads, [[0, 37], [70, 1], [50, 20], [0, 16], [200, 1]])
+  ),
+  attentionCase([8, 2, 128], [[0, 300], [0, 1], [1000, 1], [33, 17]]),
+  {
+    kernel: "argmax",
+    label: "M=7 V=769",
+    buffers: { out: ints(new Array(7).fill(-1)), logits: floats(7 * 769, -4, 4) },
+    args: (at) => [at("out"), at("logits"), 7, 769],
+    outputs: ["out"],
+    exact: true
+  },
+  {
+    kernel: "argmax",
+    label: "M=3 V=151936 (bf16 logits: many ties)",
+    buffers: { out: ints([-1, -1, -1]), logits: floats(3 * 151936, -4, 4) },
+    args: (at) => [at("out"), at("logits"), 3, 151936],
+    outputs: ["out"],
+    exact: true
+  },
+  {
+    kernel: "softmax",
+    label: "M=7 V=769 temperature 0.7",
+    buffers: { x: floats(7 * 769, -8, 8) },
+    args: (at) => [at("x"), 7, 769, 0.7],
+    outputs: ["x"]
+  },
+  {
+    kernel: "softmax",
+    label: "M=2 V=32000 temperature 1",
+    buffers: { x: floats(2 * 32000, -8, 8) },
+    args: (at) => [at("x"), 2, 32000, 1],
+    outputs: ["x"]
+  },
+  {
+    kernel: "copy",
+    label: "n=12345",
+    buffers: { out: outputOf(12345), x: floats(12345) },
+    args: (at) => [at("out"), at("x"), 12345],
+    outputs: ["out"],
+    exact: true
+  }
+]
+
+// ---- running and comparing ----
+
+/** runs one case on a provider; returns its output buffers as read back */
+export const runCase = (provider: KernelProvider, c: KernelCase): Values[] => {
+  const { memory } = provider
+  const elementBytes = (b: Buffer) => bytesOf(memory, b.dtype, 1)
+  const pointers = new Map<string, number>()
+  try {
+    for (const [name, b] of Object.entries(c.buffers)) {
+      const ptr = memory.alloc(bytesOf(memory, b.dtype, b.data.length))
+      pointers.set(name, ptr)
+      memory.write(ptr, b.poison ? new Float32Array(b.data.length).fill(Number.NaN) : b.data, b.dtype)
+    }
+    const at = (name: string, element = 0) => pointers.get(name)! + element * elementBytes(c.buffers[name])
+    const kernel = provider.kernels[c.kernel] as unknown as (...args: number[]) => void
+    const args = c.args(at)
+    const expected = catalog[c.kernel].tensors.length + catalog[c.kernel].scalars.length
+    if (args.length !== expected) throw new Error(`${c.kernel} ${c.label}: ${args.length} arguments, the catalog has ${expected}`)
+    kernel(...args)
+    return c.outputs.map((name) => {
+      const b = c.buffers[name]
+      const out = b.data instanceof Int32Array ? new Int32Array(b.data.length) : new Float32Array(b.data.length)
+      memory.read(pointers.get(name)!, out, b.dtype)
+      return out
+    })
+  } finally {
+    for (const ptr of pointers.values()) memory.free(ptr)
+  }
+}
+
+export const compare = (c: KernelCase, output: string, gpu: Values, cpu: Values): KernelResult => {
+  let sumSq = 0
+  for (let i = 0; i < cpu.length; i++) sumSq += cpu[i] * cpu[i]
+  const rms = Math.sqrt(sumSq / Math.max(1, cpu.length))
+  let worst = 0
+  let diffSq = 0
+  let maxAbs = 0
+  let mismatches = 0
+  let firstBad = -1
+  for (let i = 0; i < cpu.length; i++) {
+    const diff = Math.abs(gpu[i] - cpu[i])
+    const bound = c.exact ? 0 : 2 ** -7 * Math.abs(cpu[i]) + 1e-3 * rms
+    const ok = Number.isFinite(gpu[i]) && (c.exact ? gpu[i] === cpu[i] : diff <= bound)
+    if (!ok) {
+      mismatches++
+      if (firstBad < 0) firstBad = i
+    }
+    if (Number.isFinite(diff)) {
+      diffSq += diff * diff
+      maxAbs = Math.max(maxAbs, diff)
+      if (!c.exact) worst = Math.max(worst, diff / bound)
+    } else worst = Number.POSITIVE_INFINITY
+  }
+  return {
+    kernel: c.kernel,
+    case: c.label,
+    output,
+    elements: cpu.length,
+    worstOfBound: worst,
+    normwise: sumSq > 0 ? Math.sqrt(diffSq / sumSq) : Math.sqrt(diffSq),
+    maxAbs,
+    mismatches,
+    pass: mismatches === 0,
+    ...(firstBad >= 0 ? { note: `element ${firstBad}: gpu ${gpu[firstBad]} vs cpu ${cpu[firstBad]}` } : {})
+  }
+}
+
+/** every case on both providers; a case that throws on either is one failed result */
+export const checkKernels = (gpu: KernelProvider, cpu: KernelProvider): KernelResult[] =>
+  kernelCases().flatMap((c) => {
+    try {
+      const cpuOut = runCase(cpu, c)
+      const gpuOut = runCase(gpu, c)
+      return c.outputs.map((output, i) => compare(c, output, gpuOut[i], cpuOut[i]))
+    } catch (error) {
+      return [{
+        kernel: c.kernel, case: c.label, output: c.outputs.join(","), elements: 0, worstOfBound: Number.POSITIVE_INFINITY,
+        normwise: Number.NaN, maxAbs: Number.NaN, mismatches: -1, pass: false, note: error instanceof Error ? error.message : String(error)
+      }]
+    }
+  })

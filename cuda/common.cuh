@@ -1,0 +1,68 @@
+// Device helpers shared by the kernels: bf16 <-> f32 and reductions.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+namespace tsr {
+
+using bf16 = __nv_bfloat16;
+
+// Storage is bf16, arithmetic f32: load widens, store rounds once (to nearest even).
+__device__ __forceinline__ float load(bf16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ bf16 round_bf16(float x) { return __float2bfloat16_rn(x); }
+
+constexpr float kInfinity = __builtin_huge_valf();
+constexpr unsigned kFullWarp = 0xffffffffu;
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(kFullWarp, v, offset);
+  return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(kFullWarp, v, offset));
+  return v;
+}
+
+// Sum over the block, returned to every thread; blockDim.x must be a multiple of 32.
+__device__ __forceinline__ float block_sum(float v) {
+  __shared__ float partial[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();  // a previous call's readers are done with `partial`
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  v = lane < (int)(blockDim.x >> 5) ? partial[lane] : 0.f;
+  return warp_sum(v);
+}
+
+// Max over the block, returned to every thread; blockDim.x must be a multiple of 32.
+__device__ __forceinline__ float block_max(float v) {
+  __shared__ float partial[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = warp_max(v);
+  __syncthreads();
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  v = lane < (int)(blockDim.x >> 5) ? partial[lane] : -kInfinity;
+  return warp_max(v);
+}
+
+// Threads for a kernel that walks one row of n elements per block: enough for one element
+// each up to 1024, in whole warps.
+inline int row_threads(int n) {
+  const int warps = (n + 31) / 32;
+  return 32 * (warps < 1 ? 1 : warps > 32 ? 32 : warps);
+}
+
+// Blocks of `threads` for a grid-stride loop over n elements: one element per thread, capped
+// where more blocks only add scheduling (the loop covers the rest).
+inline unsigned grid_blocks(size_t n, int threads) {
+  const size_t blocks = (n + threads - 1) / threads;
+  return (unsigned)(blocks < 1 ? 1 : blocks > 65536 ? 65536 : blocks);
+}
+
+}  // namespace tsr

@@ -1,0 +1,89 @@
+// The context (device, stream, cuBLAS handle) and error reporting.
+#include <cstdarg>
+#include <cstdio>
+#include <new>
+
+#include "context.cuh"
+
+namespace {
+// per thread, as errno: a Bun worker's failure never overwrites the main thread's message
+thread_local char last_error[1024] = "";
+}  // namespace
+
+namespace tsr {
+
+int fail(int status, const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  vsnprintf(last_error, sizeof last_error, format, args);
+  va_end(args);
+  return status;
+}
+
+int check(cudaError_t error, const char* what) {
+  if (error == cudaSuccess) return TSR_OK;
+  return fail(TSR_CUDA_ERROR, "%s: %s (%s)", what, cudaGetErrorString(error), cudaGetErrorName(error));
+}
+
+}  // namespace tsr
+
+using tsr::check;
+using tsr::fail;
+
+extern "C" const char* tsr_last_error(void) { return last_error; }
+
+extern "C" int tsr_context_create(int device, tsr_context** out) {
+  TSR_REQUIRE(out != nullptr, "tsr_context_create: null out");
+  *out = nullptr;
+  int count = 0;
+  if (int status = check(cudaGetDeviceCount(&count), "cudaGetDeviceCount")) return status;
+  TSR_REQUIRE(device >= 0 && device < count, "tsr_context_create: device %d, but %d device(s) are visible", device, count);
+  if (int status = check(cudaSetDevice(device), "cudaSetDevice")) return status;
+
+  auto* ctx = new (std::nothrow) tsr_context{};
+  if (ctx == nullptr) return fail(TSR_CUDA_ERROR, "tsr_context_create: out of host memory");
+  ctx->device = device;
+  // non-blocking: the legacy default stream must never serialise against our work
+  int status = check(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+  if (status == TSR_OK) status = tsr::gemm_create(ctx);
+  if (status != TSR_OK) {
+    // keep the first failure's message: destroying may fail too, and would overwrite it
+    char message[sizeof last_error];
+    snprintf(message, sizeof message, "%s", last_error);
+    tsr_context_destroy(ctx);
+    return fail(status, "%s", message);
+  }
+  *out = ctx;
+  return TSR_OK;
+}
+
+extern "C" int tsr_context_destroy(tsr_context* ctx) {
+  if (ctx == nullptr) return TSR_OK;
+  int status = TSR_OK;
+  if (ctx->stream != nullptr) status = check(cudaStreamSynchronize(ctx->stream), "cudaStreamSynchronize");
+  tsr::gemm_destroy(ctx);
+  if (ctx->staging != nullptr) cudaFree(ctx->staging);
+  if (ctx->stream != nullptr) cudaStreamDestroy(ctx->stream);
+  delete ctx;
+  return status;
+}
+
+extern "C" int tsr_synchronize(tsr_context* ctx) {
+  TSR_REQUIRE_CONTEXT(ctx);
+  return check(cudaStreamSynchronize(ctx->stream), "cudaStreamSynchronize");
+}
+
+extern "C" int tsr_device_name(tsr_context* ctx, char* name, int bytes) {
+  TSR_REQUIRE_CONTEXT(ctx);
+  TSR_REQUIRE(name != nullptr && bytes > 0, "tsr_device_name: no buffer");
+  cudaDeviceProp props;
+  if (int status = check(cudaGetDeviceProperties(&props, ctx->device), "cudaGetDeviceProperties")) return status;
+  snprintf(name, (size_t)bytes, "%s", props.name);
+  return TSR_OK;
+}
+
+extern "C" int tsr_mem_info(tsr_context* ctx, size_t* free_bytes, size_t* total_bytes) {
+  TSR_REQUIRE_CONTEXT(ctx);
+  TSR_REQUIRE(free_bytes != nullptr && total_bytes != nullptr, "tsr_mem_info: null out");
+  return check(cudaMemGetInfo(free_bytes, total_bytes), "cudaMemGetInfo");
+}

@@ -1,0 +1,42 @@
+// The context every entry point receives, and how entry points report failure.
+//
+// Host-side only: each .cu includes this and the header of its own kernels, so every kernel
+// is defined in exactly one translation unit.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "tessera_cuda.h"
+
+struct tsr_context {
+  int device;
+  cudaStream_t stream;
+  // cuBLAS handle and its workspace (gemm.cu); null when built without cuBLAS
+  void* blas;
+  void* blas_workspace;
+  // device f32 buffer that tsr_write_bf16 / tsr_read_bf16 convert through, grown on demand
+  float* staging;
+  size_t staging_elements;
+};
+
+namespace tsr {
+
+// Records `format` as this thread's last error and returns `status`, so that an entry point
+// can `return fail(...)`.
+int fail(int status, const char* format, ...) __attribute__((format(printf, 2, 3)));
+
+// TSR_OK, or TSR_CUDA_ERROR with `what` and CUDA's message recorded.
+int check(cudaError_t error, const char* what);
+
+// cuBLAS lives in gemm.cu alone, so that every other file builds without its headers.
+int gemm_create(tsr_context* ctx);
+void gemm_destroy(tsr_context* ctx);
+
+}  // namespace tsr
+
+#define TSR_REQUIRE(condition, ...)                                          \
+  do {                                                                       \
+    if (!(condition)) return ::tsr::fail(TSR_INVALID_ARGUMENT, __VA_ARGS__); \
+  } while (0)
+
+#define TSR_REQUIRE_CONTEXT(ctx) TSR_REQUIRE((ctx) != nullptr, "%s: null context", __func__)

@@ -1,0 +1,74 @@
+// The GEMM of every linear layer, through cuBLAS: bf16 operands, f32 accumulation.
+//
+// The only file that needs cuBLAS. Where its header is missing (a machine with the CUDA
+// compiler but no cuBLAS, as CI's), it still builds, and tsr_matmul reports TSR_UNSUPPORTED:
+// the other kernels stay usable and checkable.
+#include "context.cuh"
+
+#if __has_include(<cublas_v2.h>)
+#include <cublas_v2.h>
+#define TSR_HAVE_CUBLAS 1
+#else
+#define TSR_HAVE_CUBLAS 0
+#endif
+
+using tsr::check;
+using tsr::fail;
+
+#if TSR_HAVE_CUBLAS
+
+namespace {
+
+// cuBLAS's own advice for Hopper; a fixed workspace also keeps it from allocating inside a
+// CUDA graph capture
+constexpr size_t kWorkspaceBytes = size_t(32) << 20;
+
+int check_blas(cublasStatus_t status, const char* what) {
+  if (status == CUBLAS_STATUS_SUCCESS) return TSR_OK;
+  return fail(TSR_BLAS_ERROR, "%s: %s (%s)", what, cublasGetStatusString(status), cublasGetStatusName(status));
+}
+
+cublasHandle_t handle_of(tsr_context* ctx) { return static_cast<cublasHandle_t>(ctx->blas); }
+
+}  // namespace
+
+int tsr::gemm_create(tsr_context* ctx) {
+  cublasHandle_t handle = nullptr;
+  if (int status = check_blas(cublasCreate(&handle), "cublasCreate")) return status;
+  ctx->blas = handle;
+  if (int status = check_blas(cublasSetStream(handle, ctx->stream), "cublasSetStream")) return status;
+  if (int status = check(cudaMalloc(&ctx->blas_workspace, kWorkspaceBytes), "cudaMalloc (cuBLAS workspace)")) return status;
+  return check_blas(cublasSetWorkspace(handle, ctx->blas_workspace, kWorkspaceBytes), "cublasSetWorkspace");
+}
+
+void tsr::gemm_destroy(tsr_context* ctx) {
+  if (ctx->blas != nullptr) cublasDestroy(handle_of(ctx));
+  if (ctx->blas_workspace != nullptr) cudaFree(ctx->blas_workspace);
+  ctx->blas = nullptr;
+  ctx->blas_workspace = nullptr;
+}
+
+extern "C" int tsr_matmul(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* x, const tsr_bf16* w, int M, int N, int K) {
+  TSR_REQUIRE_CONTEXT(ctx);
+  TSR_REQUIRE(M >= 0 && N >= 0 && K >= 0, "matmul: M=%d N=%d K=%d", M, N, K);
+  if (M == 0 || N == 0) return TSR_OK;
+  // cuBLAS is column-major. Row-major out[M,N] is column-major out^T[N,M] = w[N,K] x^T[K,M]:
+  // row-major w[N,K] read column-major is w^T (K x N, ld K), so op(A) = T; row-major x[M,K]
+  // read column-major is already x^T (K x M, ld K), so op(B) = N.
+  const float alpha = 1.f, beta = 0.f;
+  return check_blas(cublasGemmEx(handle_of(ctx), CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, w, CUDA_R_16BF, K, x, CUDA_R_16BF, K,
+                                 &beta, out, CUDA_R_16BF, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                    "cublasGemmEx");
+}
+
+#else
+
+int tsr::gemm_create(tsr_context*) { return TSR_OK; }
+void tsr::gemm_destroy(tsr_context*) {}
+
+extern "C" int tsr_matmul(tsr_context* ctx, tsr_bf16*, const tsr_bf16*, const tsr_bf16*, int, int, int) {
+  TSR_REQUIRE_CONTEXT(ctx);
+  return fail(TSR_UNSUPPORTED, "matmul: libtessera_cuda was built without cuBLAS (cublas_v2.h was not found)");
+}
+
+#endif

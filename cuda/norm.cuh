@@ -1,0 +1,80 @@
+// RMSNorm, as HF computes it: x / sqrt(mean(x^2) + eps), then times the weight.
+//
+// Statistics in f32 from bf16 rows; each output is rounded to bf16 once, after the weight
+// (HF's bf16 models round before the weight too; one rounding is closer to the f32 model).
+#pragma once
+
+#include "common.cuh"
+
+namespace tsr {
+
+// ---- kernels ----
+
+// One block per row of H. out may alias x: each thread rewrites only the elements it read.
+__global__ void rmsnorm_kernel(bf16* out, const bf16* x, const bf16* w, int H, float eps) {
+  const size_t row = (size_t)blockIdx.x * H;
+  float squares = 0.f;
+  for (int i = threadIdx.x; i < H; i += blockDim.x) {
+    const float v = load(x[row + i]);
+    squares += v * v;
+  }
+  const float inv_rms = rsqrtf(block_sum(squares) / H + eps);
+  for (int i = threadIdx.x; i < H; i += blockDim.x) out[row + i] = round_bf16(load(x[row + i]) * inv_rms * load(w[i]));
+}
+
+// residual += x; out = rmsnorm(residual) * w. The residual stream is stored in bf16 (as in
+// HF's bf16 models), and the norm is taken of the stored value, so the next layer's residual
+// and this norm agree. out may alias x: x[i] is read before out[i] is written, by one thread.
+__global__ void add_rmsnorm_kernel(bf16* out, bf16* residual, const bf16* x, const bf16* w, int H, float eps) {
+  const size_t row = (size_t)blockIdx.x * H;
+  float squares = 0.f;
+  for (int i = threadIdx.x; i < H; i += blockDim.x) {
+    const bf16 sum = round_bf16(load(residual[row + i]) + load(x[row + i]));
+    residual[row + i] = sum;
+    const float v = load(sum);
+    squares += v * v;
+  }
+  const float inv_rms = rsqrtf(block_sum(squares) / H + eps);
+  for (int i = threadIdx.x; i < H; i += blockDim.x) out[row + i] = round_bf16(load(residual[row + i]) * inv_rms * load(w[i]));
+}
+
+// One warp per head of D: Qwen3's q/k norm over the heads inside the fused qkv row.
+__global__ void head_rmsnorm_kernel(bf16* x, const bf16* w, int T, int heads, int D, int stride, float eps) {
+  const int warps = blockDim.x / 32;
+  const int head = blockIdx.x * warps + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (head >= T * heads) return;
+  bf16* v = x + (size_t)(head / heads) * stride + (size_t)(head % heads) * D;
+  float squares = 0.f;
+  for (int d = lane; d < D; d += 32) {
+    const float e = load(v[d]);
+    squares += e * e;
+  }
+  const float inv_rms = rsqrtf(warp_sum(squares) / D + eps);
+  for (int d = lane; d < D; d += 32) v[d] = round_bf16(load(v[d]) * inv_rms * load(w[d]));
+}
+
+// ---- launchers ----
+
+inline cudaError_t rmsnorm(bf16* out, const bf16* x, const bf16* w, int T, int H, float eps, cudaStream_t stream) {
+  if (T == 0) return cudaSuccess;
+  rmsnorm_kernel<<<T, row_threads(H), 0, stream>>>(out, x, w, H, eps);
+  return cudaGetLastError();
+}
+
+inline cudaError_t add_rmsnorm(bf16* out, bf16* residual, const bf16* x, const bf16* w, int T, int H, float eps,
+                               cudaStream_t stream) {
+  if (T == 0) return cudaSuccess;
+  add_rmsnorm_kernel<<<T, row_threads(H), 0, stream>>>(out, residual, x, w, H, eps);
+  return cudaGetLastError();
+}
+
+inline cudaError_t head_rmsnorm(bf16* x, const bf16* w, int T, int heads, int D, int stride, float eps, cudaStream_t stream) {
+  const int rows = T * heads;
+  if (rows == 0) return cudaSuccess;
+  constexpr int kWarps = 8;
+  head_rmsnorm_kernel<<<(rows + kWarps - 1) / kWarps, kWarps * 32, 0, stream>>>(x, w, T, heads, D, stride, eps);
+  return cudaGetLastError();
+}
+
+}  // namespace tsr

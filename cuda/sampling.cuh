@@ -1,0 +1,82 @@
+// Turning logits into tokens: greedy argmax, and softmax for sampling. One block per row.
+#pragma once
+
+#include "common.cuh"
+
+namespace tsr {
+
+// ---- kernels ----
+
+// (value, index) of the better of two candidates: the larger value, the smaller index on ties
+__device__ __forceinline__ void keep_better(float& value, int& index, float other_value, int other_index) {
+  if (other_value > value || (other_value == value && other_index < index)) {
+    value = other_value;
+    index = other_index;
+  }
+}
+
+// out[m] = argmax_v logits[m, v], the first index on ties (as torch.argmax and the CPU
+// kernel). A row of NaNs gives 0, as on the CPU.
+__global__ void argmax_kernel(int* out, const bf16* logits, int V) {
+  __shared__ float values[32];
+  __shared__ int indices[32];
+  const bf16* row = logits + (size_t)blockIdx.x * V;
+  float best = -kInfinity;
+  int at = 0x7fffffff;
+  // a thread visits increasing indices, so strictly-greater keeps its first maximum
+  for (int v = threadIdx.x; v < V; v += blockDim.x) {
+    const float x = load(row[v]);
+    if (x > best || (x == best && v < at)) {
+      best = x;
+      at = v;
+    }
+  }
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    keep_better(best, at, __shfl_xor_sync(kFullWarp, best, offset), __shfl_xor_sync(kFullWarp, at, offset));
+  }
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) {
+    values[warp] = best;
+    indices[warp] = at;
+  }
+  __syncthreads();
+  if (warp != 0) return;
+  best = lane < (int)(blockDim.x >> 5) ? values[lane] : -kInfinity;
+  at = lane < (int)(blockDim.x >> 5) ? indices[lane] : 0x7fffffff;
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    keep_better(best, at, __shfl_xor_sync(kFullWarp, best, offset), __shfl_xor_sync(kFullWarp, at, offset));
+  }
+  if (lane == 0) out[blockIdx.x] = at == 0x7fffffff ? 0 : at;
+}
+
+// x[m] = softmax(x[m] / temperature) in place, as exp((x - max) / temperature) / sum.
+__global__ void softmax_kernel(bf16* x, int V, float temperature) {
+  bf16* row = x + (size_t)blockIdx.x * V;
+  const float inv_t = 1.f / temperature;
+  float top = -kInfinity;
+  for (int v = threadIdx.x; v < V; v += blockDim.x) top = fmaxf(top, load(row[v]));
+  top = block_max(top);
+  float sum = 0.f;
+  for (int v = threadIdx.x; v < V; v += blockDim.x) sum += expf((load(row[v]) - top) * inv_t);
+  const float inv_sum = 1.f / block_sum(sum);
+  // recomputing exp costs less than a second pass over the row in memory
+  for (int v = threadIdx.x; v < V; v += blockDim.x) row[v] = round_bf16(expf((load(row[v]) - top) * inv_t) * inv_sum);
+}
+
+// ---- launchers ----
+
+inline cudaError_t argmax(int* out, const bf16* logits, int M, int V, cudaStream_t stream) {
+  if (M == 0) return cudaSuccess;
+  argmax_kernel<<<M, row_threads(V), 0, stream>>>(out, logits, V);
+  return cudaGetLastError();
+}
+
+inline cudaError_t softmax(bf16* x, int M, int V, float temperature, cudaStream_t stream) {
+  if (M == 0) return cudaSuccess;
+  softmax_kernel<<<M, row_threads(V), 0, stream>>>(x, V, temperature);
+  return cudaGetLastError();
+}
+
+}  // namespace tsr

@@ -1,0 +1,100 @@
+/**
+ * The CUDA kernel provider: the catalog's kernels run by libtessera_cuda (cuda/) on one GPU,
+ * bound through bun:ffi (ffi/).
+ *
+ * Every catalog entry is bound generically to the symbol tsr_<name>, which takes the context
+ * and then the catalog's arguments: the same positional call drives the WASM and the CUDA
+ * provider. A call enqueues the kernel on the context's stream and returns; a failed launch or
+ * bad argument throws a CudaError with the library's message at once, a fault inside a kernel at
+ * the next call that waits (`memory.read`, `synchronize`).
+ *
+ * Ownership: the provider owns the context (stream, cuBLAS handle); tensors belong to whoever
+ * allocated them and are freed by them; close() frees what is left, destroys the context, and
+ * does nothing the second time.
+ */
+import type { Pointer } from "bun:ffi"
+import { CudaError } from "../../../ffi/errors.ts"
+import { kernelNames, kernelSymbol } from "../../../ffi/kernels.ts"
+import { openLibrary, type NativeLibrary } from "../../../ffi/library.ts"
+import type { KernelName, Kernels } from "../catalog.ts"
+import type { KernelProvider } from "../provider.ts"
+import { CudaMemory } from "./memory.ts"
+
+export interface CudaKernelProvider extends KernelProvider {
+  readonly name: "cuda"
+  readonly memory: CudaMemory
+  /** the GPU's name, e.g. "NVIDIA H100 80GB HBM3" */
+  readonly device: string
+  /** the path of the loaded libtessera_cuda.so */
+  readonly libraryPath: string
+  /** waits until every kernel enqueued so far has finished (and surfaces its faults) */
+  synchronize(): void
+  memoryInfo(): { readonly freeBytes: number; readonly totalBytes: number }
+}
+
+export interface CudaProviderOptions {
+  /** CUDA device index; default 0 */
+  readonly device?: number
+  /** default: $TESSERA_CUDA_LIB, else cuda/build/libtessera_cuda.so */
+  readonly libraryPath?: string
+}
+
+type NativeKernel = (ctx: Pointer, ...args: number[]) => number
+
+export async function createCudaProvider(options: CudaProviderOptions = {}): Promise<CudaKernelProvider> {
+  const native = openLibrary(options.libraryPath)
+  const { symbols } = native
+  const out = new BigUint64Array(1)
+  native.check("tsr_context_create", symbols.tsr_context_create(options.device ?? 0, out))
+  const ctx = Number(out[0]) as Pointer
+  let closed = false
+
+  const name = new Uint8Array(256)
+  native.check("tsr_device_name", symbols.tsr_device_name(ctx, name, name.length))
+  const device = new TextDecoder().decode(name.subarray(0, name.indexOf(0)))
+
+  const memory = new CudaMemory(native, ctx)
+  const kernels = {} as Record<KernelName, (...args: number[]) => void>
+  for (const kernel of kernelNames) kernels[kernel] = bindKernel(native, ctx, kernel, () => closed)
+
+  return {
+    name: "cuda",
+    kernels: kernels as unknown as Kernels,
+    memory,
+    parallelism: 1,
+    device,
+    libraryPath: native.path,
+    synchronize: () => {
+      if (closed) throw closedError("synchronize")
+      native.check("tsr_synchronize", symbols.tsr_synchronize(ctx))
+    },
+    memoryInfo: () => {
+      if (closed) throw closedError("memoryInfo")
+      const sizes = new BigUint64Array(2)
+      native.check("tsr_mem_info", symbols.tsr_mem_info(ctx, sizes.subarray(0, 1), sizes.subarray(1, 2)))
+      return { freeBytes: Number(sizes[0]), totalBytes: Number(sizes[1]) }
+    },
+    close: () => {
+      if (closed) return
+      closed = true
+      // the context goes even when freeing fails (a sticky CUDA error fails every call after it)
+      try {
+        memory.releaseAll()
+      } finally {
+        native.check("tsr_context_destroy", symbols.tsr_context_destroy(ctx))
+      }
+    }
+  }
+}
+
+function bindKernel(native: NativeLibrary, ctx: Pointer, name: KernelName, isClosed: () => boolean): (...args: number[]) => void {
+  const symbol = kernelSymbol(name)
+  const fn = native.symbols[symbol] as unknown as NativeKernel
+  return (...args) => {
+    if (isClosed()) throw closedError(symbol)
+    const status = fn(ctx, ...args)
+    if (status !== 0) native.check(symbol, status)
+  }
+}
+
+const closedError = (call: string) => new CudaError({ call, status: -1, message: `${call}: the CUDA provider is closed` })
