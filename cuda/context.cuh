@@ -28,6 +28,9 @@ int fail(int status, const char* format, ...) __attribute__((format(printf, 2, 3
 // TSR_OK, or TSR_CUDA_ERROR with `what` and CUDA's message recorded.
 int check(cudaError_t error, const char* what);
 
+// allocates ctx->staging once (memory.cu); before a graph capture, which may not allocate
+int ensure_staging(tsr_context* ctx);
+
 // cuBLAS lives in gemm.cu alone, so that every other file builds without its headers.
 int gemm_create(tsr_context* ctx);
 void gemm_destroy(tsr_context* ctx);

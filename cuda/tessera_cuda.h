@@ -68,6 +68,31 @@ int tsr_write_bf16(tsr_context* ctx, tsr_bf16* dst, const float* src, size_t n);
 /* device bf16 -> host f32, n elements; waits for the stream */
 int tsr_read_bf16(tsr_context* ctx, float* dst, const tsr_bf16* src, size_t n);
 
+/* pinned host memory (cudaMallocHost): copies from and to it are asynchronous and can be captured */
+int tsr_host_alloc(tsr_context* ctx, void** out, size_t bytes);
+int tsr_host_free(tsr_context* ctx, void* ptr);
+/* device bf16 -> pinned host f32, n elements, enqueued: dst is valid after the next wait; capturable */
+int tsr_read_bf16_async(tsr_context* ctx, float* dst, const tsr_bf16* src, size_t n);
+/* dummy weights on the device: dst[i] = offset + (2u - 1) * scale for the [rows, cols] slice
+   starting at element `first` of a [*, width] tensor; u = hash(seed, index) as src/model/dummyWeights.ts */
+int tsr_fill_uniform(tsr_context* ctx, tsr_bf16* dst, size_t rows, size_t cols, size_t width, size_t first, int seed, float offset, float scale);
+
+/* ---- graphs and events (graph.cu) ---- */
+
+/* start recording this thread's calls on the context's stream instead of running them */
+int tsr_graph_begin(tsr_context* ctx);
+/* stop recording; *exec := the instantiated graph (also ends a capture that a failed call broke) */
+int tsr_graph_end(tsr_context* ctx, void** exec);
+/* enqueue one replay of a graph from tsr_graph_end */
+int tsr_graph_launch(tsr_context* ctx, void* exec);
+int tsr_graph_destroy(tsr_context* ctx, void* exec);
+int tsr_event_create(tsr_context* ctx, void** out);
+/* record the event on the context's stream */
+int tsr_event_record(tsr_context* ctx, void* event);
+/* *ms := time between two recorded events; waits for `end` */
+int tsr_event_elapsed(tsr_context* ctx, void* start, void* end, float* ms);
+int tsr_event_destroy(tsr_context* ctx, void* event);
+
 /* ---- kernels: the catalog (src/kernels/catalog.ts) ---- */
 
 /* rows.cu: out[t] = table[ids[t] - vocabStart] when vocabStart <= ids[t] < vocabEnd, else 0 */

@@ -122,7 +122,8 @@ export const catalog = {
       i32("blockTables", ["S", "maxBlocks"])
     ],
     scalars: ["T", "Hq", "Hkv", "D", "qStride", "maxBlocks", "blockSize", "scale"],
-    split: "T"
+    // (token, kv head) pairs, t * Hkv + g: one decode token still spreads over threads
+    split: "T*Hkv"
   },
   gather_rows: {
     doc: "out[r] = x[indices[r]] (rows of length H)",

@@ -93,12 +93,11 @@ function bindKernel(
   }
   if (!split) return fn
   if (params > maxArgs) throw new Error(`${name}: ${params} arguments do not fit a control block slot (${maxArgs})`)
-  const { extentArg } = split
-  if (!pool) return (...args) => fn(...args, 0, args[extentArg])
+  if (!pool) return (...args) => fn(...args, 0, split.extent(args))
 
   const bounds = new Int32Array(pool.size + 1)
   return (...args) => {
-    const extent = args[extentArg]
+    const extent = split.extent(args)
     const parts = Math.min(pool.size, extent)
     if (parts < 2 || split.work(args) < minSplitWork) return fn(...args, 0, extent)
     split.partition(args, parts, bounds)

@@ -7,8 +7,8 @@ import { catalog, type KernelName, type KernelSpec } from "../catalog.ts"
 import type { WasmMemory } from "./memory.ts"
 
 export interface Split {
-  /** argument index of the size of the split role */
-  readonly extentArg: number
+  /** the size of the split role for these arguments */
+  extent(args: ReadonlyArray<number>): number
   /** estimated elements the call touches */
   work(args: ReadonlyArray<number>): number
   /** bounds[0..parts] := a partition of [0, extent) into parts of about equal work */
@@ -45,7 +45,7 @@ const uniformSplit = (spec: KernelSpec): Split => {
   })
   const extentArg = scalarArg(spec, spec.split!)
   return {
-    extentArg,
+    extent: (args) => args[extentArg],
     work: (args) => {
       let total = 0
       for (const factors of sizes) {
@@ -62,15 +62,19 @@ const uniformSplit = (spec: KernelSpec): Split => {
   }
 }
 
-/** Query t reads positions[t] + 1 keys: a prefill's late queries cost more than its early ones. */
+/**
+ * Work items are (token, kv head) pairs; query t reads positions[t] + 1 keys for each of its
+ * kv heads, so a prefill's late queries cost more than its early ones.
+ */
 const attentionSplit = (spec: KernelSpec, memory: WasmMemory): Split => {
-  const extentArg = scalarArg(spec, "T")
+  const tokensArg = scalarArg(spec, "T")
+  const kvHeadsArg = scalarArg(spec, "Hkv")
   const positionsArg = tensorArg(spec, "positions")
   const headsArg = scalarArg(spec, "Hq")
   const headDimArg = scalarArg(spec, "D")
-  const keysRead = (args: ReadonlyArray<number>): Int32Array => memory.i32View(args[positionsArg], args[extentArg])
+  const keysRead = (args: ReadonlyArray<number>): Int32Array => memory.i32View(args[positionsArg], args[tokensArg])
   return {
-    extentArg,
+    extent: (args) => args[tokensArg] * args[kvHeadsArg],
     work: (args) => {
       let keys = 0
       for (const position of keysRead(args)) keys += position + 1
@@ -78,16 +82,17 @@ const attentionSplit = (spec: KernelSpec, memory: WasmMemory): Split => {
     },
     partition: (args, parts, bounds) => {
       const positions = keysRead(args)
+      const kvHeads = args[kvHeadsArg]
       let total = 0
-      for (const position of positions) total += position + 1
+      for (const position of positions) total += (position + 1) * kvHeads
       let done = 0
       let p = 1
       bounds[0] = 0
-      for (let t = 0; t < positions.length && p < parts; t++) {
-        done += positions[t] + 1
-        while (p < parts && done >= (p * total) / parts) bounds[p++] = t + 1
+      for (let item = 0; item < positions.length * kvHeads && p < parts; item++) {
+        done += positions[Math.floor(item / kvHeads)] + 1
+        while (p < parts && done >= (p * total) / parts) bounds[p++] = item + 1
       }
-      while (p <= parts) bounds[p++] = positions.length
+      while (p <= parts) bounds[p++] = positions.length * kvHeads
     }
   }
 }

@@ -19,31 +19,32 @@ export function paged_attention(
   if ((<usize>group << 3) > scratchBytes) unreachable()
   const headBytes = <usize>D << 2
   const slotBytes = <usize>Hkv * headBytes
-  for (let t = begin; t < end; t++) {
+  // work items are (token, kv head) pairs: item = t * Hkv + g
+  for (let item = begin; item < end; item++) {
+    const t = item / Hkv
+    const g = item % Hkv
     const seq = load<i32>(queryToSeq + (<usize>t << 2))
     const n = load<i32>(positions + (<usize>t << 2)) + 1
     const table = blockTables + ((<usize>seq * maxBlocks) << 2)
-    for (let g = 0; g < Hkv; g++) {
-      const qg = q + ((<usize>t * qStride + <usize>g * group * D) << 2)
-      const og = out + ((<usize>t * Hq + <usize>g * group) * headBytes)
+    const qg = q + ((<usize>t * qStride + <usize>g * group * D) << 2)
+    const og = out + ((<usize>t * Hq + <usize>g * group) * headBytes)
+    for (let i = 0; i < group; i++) {
+      store<f32>(maxes + (<usize>i << 2), -Infinity)
+      store<f32>(sums + (<usize>i << 2), 0)
+    }
+    memory.fill(og, 0, <usize>group * headBytes)
+    for (let j0 = 0, b = 0; j0 < n; j0 += blockSize, b++) {
+      const firstSlot = <usize>load<i32>(table + (<usize>b << 2)) * blockSize
+      const kb = kCache + firstSlot * slotBytes + <usize>g * headBytes
+      const vb = vCache + firstSlot * slotBytes + <usize>g * headBytes
+      const count = min(blockSize, n - j0)
       for (let i = 0; i < group; i++) {
-        store<f32>(maxes + (<usize>i << 2), -Infinity)
-        store<f32>(sums + (<usize>i << 2), 0)
+        const at = <usize>i << 2
+        attendBlock(og + <usize>i * headBytes, qg + <usize>i * headBytes, kb, vb, count, slotBytes, D, scale, maxes + at, sums + at)
       }
-      memory.fill(og, 0, <usize>group * headBytes)
-      for (let j0 = 0, b = 0; j0 < n; j0 += blockSize, b++) {
-        const firstSlot = <usize>load<i32>(table + (<usize>b << 2)) * blockSize
-        const kb = kCache + firstSlot * slotBytes + <usize>g * headBytes
-        const vb = vCache + firstSlot * slotBytes + <usize>g * headBytes
-        const count = min(blockSize, n - j0)
-        for (let i = 0; i < group; i++) {
-          const at = <usize>i << 2
-          attendBlock(og + <usize>i * headBytes, qg + <usize>i * headBytes, kb, vb, count, slotBytes, D, scale, maxes + at, sums + at)
-        }
-      }
-      for (let i = 0; i < group; i++) {
-        scaleRow(og + <usize>i * headBytes, <f32>1 / load<f32>(sums + (<usize>i << 2)), D)
-      }
+    }
+    for (let i = 0; i < group; i++) {
+      scaleRow(og + <usize>i * headBytes, <f32>1 / load<f32>(sums + (<usize>i << 2)), D)
     }
   }
 }
