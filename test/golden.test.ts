@@ -1,28 +1,14 @@
 import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { loadModelExecutor, type ModelExecutor } from "../src/engine/modelExecutor.ts"
-import { argmax } from "../src/stages/sampler.ts"
 import { loadTokenizer } from "../src/tokenizer/tokenizer.ts"
 import { renderChat } from "../src/tokenizer/chatTemplate.ts"
 import { contiguousPlan } from "../src/engine/contiguousPlan.ts"
+import { greedyBatch } from "../src/engine/greedyBatch.ts"
 import { confidentPrefix, fixtureNames, fixturePath, loadReference, type GreedyReference } from "./helpers/fixtures.ts"
 
 const names = fixtureNames()
 const blockSize = 16
-
-/** greedy decoding of each prompt, all prompts batched in every step */
-const greedyBatch = async (executor: ModelExecutor, prompts: number[][], steps: number, reverseBlocks = false) => {
-  const blocksPerSeq = Math.ceil((Math.max(...prompts.map((p) => p.length)) + steps) / blockSize)
-  const outputs: number[][] = prompts.map(() => [])
-  let plan = contiguousPlan(prompts, prompts.map(() => 0), blockSize, blocksPerSeq, reverseBlocks)
-  for (let step = 0; step < steps; step++) {
-    const logits = await Effect.runPromise(executor.execute(plan))
-    const next = prompts.map((_, s) => argmax(logits.subarray(s * executor.vocabSize, (s + 1) * executor.vocabSize)))
-    next.forEach((token, s) => outputs[s].push(token))
-    plan = contiguousPlan(next.map((t) => [t]), prompts.map((p, s) => p.length + outputs[s].length - 1), blockSize, blocksPerSeq, reverseBlocks)
-  }
-  return outputs
-}
 
 const expectGreedy = (actual: number[], reference: GreedyReference) => {
   const n = confidentPrefix(reference.margins)
@@ -66,7 +52,7 @@ describe.skipIf(names.length === 0)("golden outputs against transformers", () =>
     })
 
     it("long prompt over several KV blocks, laid out in reverse", async () => {
-      const [output] = await greedyBatch(executor, [reference.long.prompt_ids], reference.long.greedy_ids.length, true)
+      const [output] = await greedyBatch(executor, [reference.long.prompt_ids], reference.long.greedy_ids.length, { reverseBlocks: true })
       expectGreedy(output, reference.long)
     })
 
