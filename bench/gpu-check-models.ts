@@ -20,7 +20,7 @@ import { spawnSync } from "node:child_process"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { contiguousPlan } from "../src/engine/contiguousPlan.ts"
-import { loadModelExecutor, type ModelExecutor } from "../src/engine/modelExecutor.ts"
+import { loadModelExecutor, type ModelExecutor, type ModelExecutorOptions } from "../src/engine/modelExecutor.ts"
 import type { KernelProvider } from "../src/kernels/provider.ts"
 import { argmax } from "../src/stages/sampler.ts"
 
@@ -96,11 +96,12 @@ const judge = (actual: number[], reference: GreedyReference, steps: number, minM
   return { steps, mustMatch, matched, pass: matched >= mustMatch }
 }
 
-export const checkModel = async (provider: KernelProvider, name: string, hfBf16?: LogitError): Promise<ModelResult> => {
+/** `options` adds executor options: bench/gpu.ts reruns the check with its decode graphs */
+export const checkModel = async (provider: KernelProvider, name: string, hfBf16?: LogitError, options: ModelExecutorOptions = {}): Promise<ModelResult> => {
   const dir = join(fixturesDir(), name)
   const reference = JSON.parse(readFileSync(join(dir, "reference.json"), "utf8")) as Reference
   const before = provider.memory.usedBytes
-  const executor = await loadModelExecutor(dir, { provider, maxNumSeqs: 4, maxModelLen: 256 })
+  const executor = await loadModelExecutor(dir, { ...options, provider, maxNumSeqs: 4, maxModelLen: 256 })
   try {
     const plan = contiguousPlan([reference.prompt_ids], [0], blockSize, Math.ceil(reference.prompt_ids.length / blockSize))
     const logits = await Effect.runPromise(executor.execute(plan))

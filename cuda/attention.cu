@@ -13,13 +13,15 @@ namespace {
 template <int DPL>
 cudaError_t paged_attention(tsr::bf16* out, const tsr::bf16* q, const tsr::bf16* k_cache, const tsr::bf16* v_cache,
                             const int* query_to_seq, const int* positions, const int* block_tables, int T, int Hq, int Hkv, int D,
-                            int q_stride, int max_blocks, int block_size, float scale, cudaStream_t stream) {
+                            int q_stride, int max_blocks, int block_size, float scale, const tsr_context* ctx) {
+  cudaStream_t stream = ctx->stream;
   const float scale_log2 = scale * attn::kLog2e;
   cudaError_t error = attn::prefill<DPL>(out, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride,
                                          max_blocks, block_size, scale_log2, stream);
   if (error != cudaSuccess) return error;
   return attn::decode<DPL>(out, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride, max_blocks,
-                           block_size, scale_log2, stream);
+                           block_size, scale_log2, ctx->decode_split ? ctx->attention_scratch : nullptr, ctx->attention_scratch_floats,
+                           2 * ctx->sm_count, stream);
 }
 
 }  // namespace
@@ -34,10 +36,10 @@ extern "C" int tsr_paged_attention(tsr_context* ctx, tsr_bf16* out, const tsr_bf
   TSR_REQUIRE(qStride >= Hq * D, "paged_attention: qStride=%d < Hq*D=%d", qStride, Hq * D);
   cudaError_t error;
   switch (attn::dims_per_lane(D)) {
-    case 1: error = paged_attention<1>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, ctx->stream); break;
-    case 2: error = paged_attention<2>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, ctx->stream); break;
-    case 4: error = paged_attention<4>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, ctx->stream); break;
-    default: error = paged_attention<8>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, ctx->stream); break;
+    case 1: error = paged_attention<1>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, ctx); break;
+    case 2: error = paged_attention<2>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, ctx); break;
+    case 4: error = paged_attention<4>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, ctx); break;
+    default: error = paged_attention<8>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, ctx); break;
   }
   return check(error, "paged_attention");
 }

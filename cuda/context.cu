@@ -1,6 +1,8 @@
 // The context (device, stream, cuBLAS handle) and error reporting.
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <new>
 
 #include "context.cuh"
@@ -46,6 +48,13 @@ extern "C" int tsr_context_create(int device, tsr_context** out) {
   // non-blocking: the legacy default stream must never serialise against our work
   int status = check(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
   if (status == TSR_OK) status = tsr::gemm_create(ctx);
+  if (status == TSR_OK) status = check(cudaDeviceGetAttribute(&ctx->sm_count, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
+  if (status == TSR_OK) {
+    const char* split = getenv("TSR_DECODE_SPLIT");
+    ctx->decode_split = split == nullptr || strcmp(split, "0") != 0;
+    ctx->attention_scratch_floats = size_t(4) << 20;  // 16 MiB: far more than a split small batch needs
+    status = check(cudaMalloc(&ctx->attention_scratch, ctx->attention_scratch_floats * sizeof(float)), "cudaMalloc (attention scratch)");
+  }
   if (status != TSR_OK) {
     // keep the first failure's message: destroying may fail too, and would overwrite it
     char message[sizeof last_error];
@@ -63,6 +72,7 @@ extern "C" int tsr_context_destroy(tsr_context* ctx) {
   if (ctx->stream != nullptr) status = check(cudaStreamSynchronize(ctx->stream), "cudaStreamSynchronize");
   tsr::gemm_destroy(ctx);
   if (ctx->staging != nullptr) cudaFree(ctx->staging);
+  if (ctx->attention_scratch != nullptr) cudaFree(ctx->attention_scratch);
   if (ctx->stream != nullptr) cudaStreamDestroy(ctx->stream);
   delete ctx;
   return status;

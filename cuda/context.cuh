@@ -17,6 +17,12 @@ struct tsr_context {
   // device f32 buffer that tsr_write_bf16 / tsr_read_bf16 convert through, grown on demand
   float* staging;
   size_t staging_elements;
+  // flash-decoding partials (attention.cu), allocated with the context so that a captured
+  // decode step never allocates; off (decode_split 0) where TSR_DECODE_SPLIT=0
+  float* attention_scratch;
+  size_t attention_scratch_floats;
+  int decode_split;
+  int sm_count;
 };
 
 namespace tsr {

@@ -1,6 +1,6 @@
 /**
  * libtessera_cuda through bun:ffi: the symbol tables of every domain (context, memory,
- * kernels), where the library is found, and opening it.
+ * graphs and events, kernels), where the library is found, and opening it.
  */
 import { dlopen, type Library } from "bun:ffi"
 import { existsSync } from "node:fs"
@@ -8,11 +8,12 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { contextSymbols } from "./context.ts"
 import { CudaError, CudaLibraryError } from "./errors.ts"
+import { graphSymbols } from "./graph.ts"
 import { kernelSymbols } from "./kernels.ts"
 import { memorySymbols } from "./memory.ts"
 import { traced, traceEnabled } from "./trace.ts"
 
-export const symbols = { ...contextSymbols, ...memorySymbols, ...kernelSymbols }
+export const symbols = { ...contextSymbols, ...memorySymbols, ...graphSymbols, ...kernelSymbols }
 
 export type NativeSymbols = Library<typeof symbols>["symbols"]
 

@@ -6,8 +6,9 @@ import { createWasmProvider } from "../kernels/wasm/provider.ts"
 import { numBlocksForBudget } from "../effects/BlockManager.ts"
 import { KvCacheStorage } from "../layers/kvCache.ts"
 import { singleShard, WeightLoader } from "../layers/shard.ts"
-import { openDummyModelDir, openModelDir, type ModelDir } from "../model/weights.ts"
+import { openDummyModelDir, openModelDir, type ModelDir, type WeightSource } from "../model/weights.ts"
 import type { Logits, StepInput } from "../stages/activations.ts"
+import type { StepPlan } from "../stages/stepPlan.ts"
 import { loadRankPipeline, localDims } from "../stages/rankPipeline.ts"
 import { andThen, sequence, type Stage } from "../stages/stage.ts"
 import { Workspace } from "../stages/workspace.ts"
@@ -29,6 +30,25 @@ export interface ModelExecutorOptions {
   readonly plugins?: ReadonlyArray<Stage<Logits, Logits>>
   /** an already created provider to run on (the caller keeps ownership) */
   readonly provider?: KernelProvider
+  /** the weights to load instead of the directory's (e.g. dummy weights made on the device) */
+  readonly weights?: WeightSource
+  /** runs the steps it can run faster (the CUDA provider's decode graphs), handing the rest back */
+  readonly stepRunner?: (parts: StepRunnerParts) => StepRunner
+}
+
+/** What a step runner gets of the executor: its buffers and its forward pass. */
+export interface StepRunnerParts {
+  readonly workspace: Workspace
+  /** the forward pass over the plan arrays already in the workspace, services provided */
+  readonly forward: (plan: StepPlan) => Effect.Effect<Logits>
+  /** the executor's own step: upload the plan, run the forward pass */
+  readonly execute: (plan: StepPlan) => Effect.Effect<Float32Array, ExecutorError>
+}
+
+export interface StepRunner {
+  readonly execute: (plan: StepPlan) => Effect.Effect<Float32Array, ExecutorError>
+  /** frees what the runner holds; before the workspace goes */
+  release(): void
 }
 
 export interface ModelExecutor extends Executor {
@@ -46,7 +66,8 @@ const defaultKvCacheBytes = 256 * 1024 * 1024
  * step plan through the rank's stage pipeline.
  */
 export const loadModelExecutor = async (dir: string, options: ModelExecutorOptions = {}): Promise<ModelExecutor> => {
-  const model = options.loadFormat === "dummy" ? openDummyModelDir(dir) : openModelDir(dir)
+  const opened = options.loadFormat === "dummy" ? openDummyModelDir(dir) : openModelDir(dir)
+  const model = options.weights ? { ...opened, weights: options.weights } : opened
   const { config } = model
   const provider = options.provider ?? (await createWasmProvider({ threads: options.threads }))
   const shard = singleShard
@@ -71,6 +92,22 @@ export const loadModelExecutor = async (dir: string, options: ModelExecutorOptio
     Context.add(Communicator, singleRank(provider.kernels.copy))
   )
 
+  const execute = (plan: StepPlan) =>
+    Effect.try({
+      try: () => workspace.upload(plan),
+      catch: (cause) => new ExecutorError({ message: String(cause instanceof Error ? cause.message : cause), cause })
+    }).pipe(
+      Effect.zipRight(forward.run({ plan, workspace } satisfies StepInput)),
+      Effect.map((logits) => logits.values),
+      Effect.provide(services)
+    )
+  // a step runner replays the device work alone: host-side logits processors would not run again
+  const runner = options.plugins?.length ? undefined : options.stepRunner?.({
+    workspace,
+    forward: (plan) => forward.run({ plan, workspace }).pipe(Effect.provide(services)),
+    execute
+  })
+
   return {
     model,
     provider,
@@ -80,17 +117,10 @@ export const loadModelExecutor = async (dir: string, options: ModelExecutorOptio
     maxModelLen,
     maxNumBatchedTokens,
     maxNumSeqs,
-    execute: (plan) =>
-      Effect.try({
-        try: () => workspace.upload(plan),
-        catch: (cause) => new ExecutorError({ message: String(cause instanceof Error ? cause.message : cause), cause })
-      }).pipe(
-        Effect.zipRight(forward.run({ plan, workspace } satisfies StepInput)),
-        Effect.map((logits) => logits.values),
-        Effect.provide(services)
-      ),
+    execute: runner?.execute ?? execute,
     close: () =>
       Effect.sync(() => {
+        runner?.release()
         workspace.release()
         kvCache.release()
         loader.release()

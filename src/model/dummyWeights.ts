@@ -41,7 +41,8 @@ export const dummyWeights = (config: ModelConfig, scale = 0.02): WeightSource =>
   }
 }
 
-const hashName = (name: string): number => {
+/** the seed of a tensor's values: FNV-1a of its name (shared with the CUDA provider's device fill) */
+export const hashName = (name: string): number => {
   let h = 0x811c9dc5
   for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193)
   return h >>> 0

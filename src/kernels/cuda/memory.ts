@@ -6,7 +6,7 @@
  * tensors are copied as they are. Pointers are device addresses, JavaScript numbers (CUDA
  * addresses fit in 48 bits, far under 2^53), so stage code steps through them as on the CPU.
  */
-import type { Pointer } from "bun:ffi"
+import { toArrayBuffer, type Pointer } from "bun:ffi"
 import { CudaError } from "../../../ffi/errors.ts"
 import type { NativeLibrary } from "../../../ffi/library.ts"
 import type { DType } from "../catalog.ts"
@@ -14,12 +14,40 @@ import type { DeviceMemory } from "../provider.ts"
 
 export const devicePointer = (address: number): Pointer => address as Pointer
 
+/**
+ * Values a host buffer stands for but does not hold, made on the device when that buffer is
+ * written (dummy weights): element i of the `[rows, cols]` slice starting at element `first`
+ * of a `[*, width]` tensor is `offset + (2u - 1) * scale`, u = hash(seed, index).
+ */
+export interface DeviceFill {
+  readonly rows: number
+  readonly cols: number
+  readonly width: number
+  readonly first: number
+  readonly seed: number
+  readonly offset: number
+  readonly scale: number
+}
+
+/** pinned host memory: `bytes` at `ptr`, seen from JavaScript through `buffer` */
+export interface PinnedBuffer {
+  readonly ptr: number
+  readonly buffer: ArrayBuffer
+}
+
 export class CudaMemory implements DeviceMemory {
   readonly floatBytes = 2
   private readonly sizes = new Map<number, number>()
   private used = 0
   private closed = false
   private readonly out = new BigUint64Array(1)
+  /** deferred fills by the host buffer (and element offset in it) that stands for them */
+  private readonly fills = new WeakMap<ArrayBuffer, Map<number, DeviceFill>>()
+  /**
+   * While set, every read of a float tensor is offered here first (CUDA graph capture turns
+   * reads into enqueued copies to pinned memory); true means it was handled.
+   */
+  readInterceptor: ((ptr: number, dst: Float32Array | Int32Array, dtype?: DType) => boolean) | undefined
 
   constructor(
     private readonly native: NativeLibrary,
@@ -63,6 +91,7 @@ export class CudaMemory implements DeviceMemory {
     this.ensureOpen("write")
     if (src.length === 0) return
     const { symbols } = this.native
+    if (src instanceof Float32Array && this.isFloat(src, dtype) && this.writeFills(ptr, src)) return
     if (this.isFloat(src, dtype)) {
       this.native.check("tsr_write_bf16", symbols.tsr_write_bf16(this.ctx, devicePointer(ptr), src, src.length))
     } else {
@@ -73,12 +102,57 @@ export class CudaMemory implements DeviceMemory {
   read(ptr: number, dst: Float32Array | Int32Array, dtype?: DType): void {
     this.ensureOpen("read")
     if (dst.length === 0) return
+    if (this.readInterceptor?.(ptr, dst, dtype)) return
     const { symbols } = this.native
     if (this.isFloat(dst, dtype)) {
       this.native.check("tsr_read_bf16", symbols.tsr_read_bf16(this.ctx, dst, devicePointer(ptr), dst.length))
     } else {
       this.native.check("tsr_read", symbols.tsr_read(this.ctx, dst, devicePointer(ptr), dst.byteLength))
     }
+  }
+
+  /**
+   * Marks `dst` (a view of a host buffer) as standing for `fill`: when a write covers it, the
+   * values are made on the device instead of copied, and `dst` itself is never read.
+   */
+  deferFill(dst: Float32Array, fill: DeviceFill): void {
+    if (fill.rows * fill.cols !== dst.length) throw new RangeError(`deferFill: ${fill.rows}x${fill.cols} does not fill ${dst.length} elements`)
+    let map = this.fills.get(dst.buffer as ArrayBuffer)
+    if (!map) this.fills.set(dst.buffer as ArrayBuffer, (map = new Map()))
+    map.set(dst.byteOffset / 4, fill)
+  }
+
+  /** makes `fill` in the bf16 tensor at `ptr`, on the device */
+  fill(ptr: number, f: DeviceFill): void {
+    this.ensureOpen("fill")
+    this.native.check(
+      "tsr_fill_uniform",
+      this.native.symbols.tsr_fill_uniform(this.ctx, devicePointer(ptr), f.rows, f.cols, f.width, f.first, f.seed | 0, f.offset, f.scale)
+    )
+  }
+
+  /** pinned host memory, for asynchronous copies (and copies inside CUDA graphs) */
+  allocPinned(bytes: number): PinnedBuffer {
+    this.ensureOpen("allocPinned")
+    this.native.check("tsr_host_alloc", this.native.symbols.tsr_host_alloc(this.ctx, this.out, bytes))
+    const ptr = Number(this.out[0])
+    return { ptr, buffer: toArrayBuffer(devicePointer(ptr), 0, bytes) }
+  }
+
+  freePinned(buffer: PinnedBuffer): void {
+    this.native.check("tsr_host_free", this.native.symbols.tsr_host_free(this.ctx, devicePointer(buffer.ptr)))
+  }
+
+  /** enqueues host (pinned) -> device bytes; the source must stay untouched until the stream reaches it */
+  writeAsync(ptr: number, srcPtr: number, bytes: number): void {
+    if (bytes === 0) return
+    this.native.check("tsr_write", this.native.symbols.tsr_write(this.ctx, devicePointer(ptr), devicePointer(srcPtr), bytes))
+  }
+
+  /** enqueues device bf16 -> pinned host f32, n elements (valid after the next synchronize) */
+  readAsync(dstPtr: number, ptr: number, n: number): void {
+    if (n === 0) return
+    this.native.check("tsr_read_bf16_async", this.native.symbols.tsr_read_bf16_async(this.ctx, devicePointer(dstPtr), devicePointer(ptr), n))
   }
 
   /**
@@ -94,6 +168,28 @@ export class CudaMemory implements DeviceMemory {
       this.closed = true
     }
     return left
+  }
+
+  /**
+   * Makes the deferred fills that `src` covers and reports whether they cover all of it (then
+   * nothing is copied). Fills are consumed: the loader reuses its staging buffer.
+   */
+  private writeFills(ptr: number, src: Float32Array): boolean {
+    const map = this.fills.get(src.buffer as ArrayBuffer)
+    if (!map || map.size === 0) return false
+    const begin = src.byteOffset / 4
+    const end = begin + src.length
+    let covered = 0
+    for (const [at, f] of [...map]) {
+      const n = f.rows * f.cols
+      if (at < begin || at + n > end) continue
+      this.fill(ptr + (at - begin) * this.floatBytes, f)
+      map.delete(at)
+      covered += n
+    }
+    if (covered === 0) return false
+    if (covered !== src.length) throw new Error(`write: deferred fills cover ${covered} of ${src.length} elements`)
+    return true
   }
 
   /** a Float32Array goes to a bf16 `float` tensor unless the caller says it is an `f32` one */

@@ -18,7 +18,7 @@ import { kernelNames, kernelSymbol } from "../../../ffi/kernels.ts"
 import { openLibrary, type NativeLibrary } from "../../../ffi/library.ts"
 import type { KernelName, Kernels } from "../catalog.ts"
 import type { KernelProvider } from "../provider.ts"
-import { CudaMemory } from "./memory.ts"
+import { CudaMemory, devicePointer } from "./memory.ts"
 
 export interface CudaKernelProvider extends KernelProvider {
   readonly name: "cuda"
@@ -30,6 +30,27 @@ export interface CudaKernelProvider extends KernelProvider {
   /** waits until every kernel enqueued so far has finished (and surfaces its faults) */
   synchronize(): void
   memoryInfo(): { readonly freeBytes: number; readonly totalBytes: number }
+  readonly graphs: CudaGraphs
+  readonly events: CudaEvents
+}
+
+/** CUDA graphs of the context's stream; a graph is an opaque handle (number) */
+export interface CudaGraphs {
+  /** the calls that follow are recorded, not run, until `end` */
+  begin(): void
+  /** the recorded calls as a graph to replay */
+  end(): number
+  launch(graph: number): void
+  destroy(graph: number): void
+}
+
+/** CUDA events on the context's stream, for timing the device's share of a step */
+export interface CudaEvents {
+  create(): number
+  record(event: number): void
+  /** milliseconds between two recorded events; waits for `end` */
+  elapsed(start: number, end: number): number
+  destroy(event: number): void
 }
 
 export interface CudaProviderOptions {
@@ -57,8 +78,31 @@ export async function createCudaProvider(options: CudaProviderOptions = {}): Pro
   const kernels = {} as Record<KernelName, (...args: number[]) => void>
   for (const kernel of kernelNames) kernels[kernel] = bindKernel(native, ctx, kernel, () => closed)
 
+  const handle = (call: string, status: number): number => {
+    native.check(call, status)
+    return Number(out[0])
+  }
+  const elapsedMs = new Float32Array(1)
+  const graphs: CudaGraphs = {
+    begin: () => native.check("tsr_graph_begin", symbols.tsr_graph_begin(ctx)),
+    end: () => handle("tsr_graph_end", symbols.tsr_graph_end(ctx, out)),
+    launch: (graph) => native.check("tsr_graph_launch", symbols.tsr_graph_launch(ctx, devicePointer(graph))),
+    destroy: (graph) => native.check("tsr_graph_destroy", symbols.tsr_graph_destroy(ctx, devicePointer(graph)))
+  }
+  const events: CudaEvents = {
+    create: () => handle("tsr_event_create", symbols.tsr_event_create(ctx, out)),
+    record: (event) => native.check("tsr_event_record", symbols.tsr_event_record(ctx, devicePointer(event))),
+    elapsed: (start, end) => {
+      native.check("tsr_event_elapsed", symbols.tsr_event_elapsed(ctx, devicePointer(start), devicePointer(end), elapsedMs))
+      return elapsedMs[0]
+    },
+    destroy: (event) => native.check("tsr_event_destroy", symbols.tsr_event_destroy(ctx, devicePointer(event)))
+  }
+
   return {
     name: "cuda",
+    graphs,
+    events,
     kernels: kernels as unknown as Kernels,
     memory,
     parallelism: 1,
