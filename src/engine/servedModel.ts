@@ -10,7 +10,9 @@ import { loadTokenizer, type TextTokenizer } from "../tokenizer/tokenizer.ts"
 import type { BlockManager } from "../effects/BlockManager.ts"
 import type { Scheduler } from "../effects/Scheduler.ts"
 import { Engine, type StepStats } from "./Engine.ts"
+import { deviceOptions } from "./deviceProvider.ts"
 import { loadModelExecutor, type ModelExecutor } from "./modelExecutor.ts"
+import { readModelConfig } from "../model/config.ts"
 
 export class EngineStartError extends Data.TaggedError("EngineStartError")<{ readonly message: string }> {}
 
@@ -29,9 +31,6 @@ export class ServedModel extends Context.Tag("Tessera/ServedModel")<ServedModel,
 const messageOf = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause))
 
 const checkLayout = (flags: EngineFlags): Effect.Effect<void, EngineStartError> => {
-  if (flags.device === "cuda") {
-    return Effect.fail(new EngineStartError({ message: "--device cuda: the CUDA backend is not part of this build yet; use --device cpu" }))
-  }
   if ((flags.tensorParallelSize ?? 1) > 1 || (flags.pipelineParallelSize ?? 1) > 1) {
     return Effect.fail(
       new EngineStartError({ message: "--tensor-parallel-size / --pipeline-parallel-size > 1 are not available on this build yet; use 1" })
@@ -53,8 +52,9 @@ const servedModel = (flags: EngineFlags) =>
     )
     const executor = yield* Effect.acquireRelease(
       Effect.tryPromise({
-        try: () =>
+        try: async () =>
           loadModelExecutor(dir, {
+            ...(await deviceOptions(flags, readModelConfig(dir), (line) => process.stderr.write(`${line}\n`))),
             loadFormat: flags.loadFormat,
             maxModelLen: flags.maxModelLen,
             maxNumSeqs: flags.maxNumSeqs,
@@ -66,7 +66,8 @@ const servedModel = (flags: EngineFlags) =>
           }),
         catch: (e) => new EngineStartError({ message: messageOf(e) })
       }),
-      (executor) => executor.close()
+      // the executor closes the provider it was given only when it made it: this one is ours
+      (executor) => Effect.zipRight(executor.close(), Effect.sync(() => executor.provider.close()))
     )
     const tokenizer = yield* Effect.try({ try: () => loadTokenizer(dir), catch: (e) => new EngineStartError({ message: messageOf(e) }) })
     const { config, generationConfig } = executor.model

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# On the GPU machine (see bench/README.md for the bundle): `generate` and `serve` with
+# --device cuda, end to end through the engine, against transformers' greedy ids.
+#   bash bench/gpu-serve-check.sh OUT_DIR
+set -uo pipefail
+out=${1:?usage: gpu-serve-check.sh OUT_DIR}
+dist=.device-carry/dist
+for model in llama2 llama3 mistral qwen2 qwen3; do
+  dir=test/fixtures/models/$model
+  prompt=$(python3 -c "import json,sys; print(json.load(open('$dir/reference.json'))['prompt'])")
+  bun $dist/generate.js --device cuda --model "$dir" --prompt "$prompt" --max-tokens 24 --temperature 0 --ignore-eos --json \
+    > "$out/generate-$model.json" 2> "$out/generate-$model.err"
+  python3 - "$dir/reference.json" "$out/generate-$model.json" <<'PY'
+import json, sys
+ref, ours = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+same = 0
+while same < len(ref["greedy_ids"]) and same < len(ours["output_ids"]) and ours["output_ids"][same] == ref["greedy_ids"][same]:
+    same += 1
+low = next((i for i, m in enumerate(ref["margins"]) if m < 0.1), len(ref["margins"]))
+print(f"{sys.argv[1].split('/')[-2]:8s} prompt ids {'equal' if ours['prompt_ids'] == ref['prompt_ids'] else 'DIFFER'}; "
+      f"greedy ids equal for {same}/{len(ref['greedy_ids'])} (first reference margin < 0.1 at step {low})")
+PY
+done
+bun $dist/serve.js --device cuda --model test/fixtures/models/qwen3 --port 18600 > "$out/serve.log" 2>&1 &
+for _ in $(seq 1 120); do curl -sf localhost:18600/ready > /dev/null && break; sleep 0.5; done
+curl -s localhost:18600/v1/completions -H 'content-type: application/json' \
+  -d '{"prompt": "The little robot", "max_tokens": 8, "temperature": 0, "ignore_eos": true}' > "$out/serve-completion.json"
+curl -s localhost:18600/v1/chat/completions -H 'content-type: application/json' \
+  -d '{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "stream": true, "stream_options": {"include_usage": true}}' > "$out/serve-chat.sse"
+curl -s localhost:18600/metrics | grep -E '^vllm:(generation_tokens_total|kv_cache_usage_perc)' > "$out/serve-metrics.txt"
+kill -TERM %1; wait
+echo "serve: $(head -c 300 "$out/serve-completion.json")"
+echo "serve: $(grep -c '^data:' "$out/serve-chat.sse") SSE events; $(tail -n 3 "$out/serve.log" | tr '\n' ' ')"
