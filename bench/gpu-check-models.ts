@@ -16,13 +16,13 @@
  * transformers: what bf16 storage costs in the field's reference implementation.
  */
 import { Effect } from "effect"
+import { greedyBatch } from "../src/engine/greedyBatch.ts"
 import { spawnSync } from "node:child_process"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { contiguousPlan } from "../src/engine/contiguousPlan.ts"
 import { loadModelExecutor, type ModelExecutor, type ModelExecutorOptions } from "../src/engine/modelExecutor.ts"
 import type { KernelProvider } from "../src/kernels/provider.ts"
-import { argmax } from "../src/stages/sampler.ts"
 
 interface GreedyReference {
   readonly prompt_ids: number[]
@@ -74,19 +74,6 @@ export const fixtureNames = (): string[] => {
   return existsSync(dir) ? readdirSync(dir).filter((name) => existsSync(join(dir, name, "reference.json"))).sort() : []
 }
 
-/** greedy decoding of every prompt, all prompts batched in every step (as test/golden.test.ts) */
-const greedyBatch = async (executor: ModelExecutor, prompts: number[][], steps: number, reverseBlocks = false) => {
-  const blocksPerSeq = Math.ceil((Math.max(...prompts.map((p) => p.length)) + steps) / blockSize)
-  const outputs: number[][] = prompts.map(() => [])
-  let plan = contiguousPlan(prompts, prompts.map(() => 0), blockSize, blocksPerSeq, reverseBlocks)
-  for (let step = 0; step < steps; step++) {
-    const logits = await Effect.runPromise(executor.execute(plan))
-    const next = prompts.map((_, s) => argmax(logits.subarray(s * executor.vocabSize, (s + 1) * executor.vocabSize)))
-    next.forEach((token, s) => outputs[s].push(token))
-    plan = contiguousPlan(next.map((t) => [t]), prompts.map((p, s) => p.length + outputs[s].length - 1), blockSize, blocksPerSeq, reverseBlocks)
-  }
-  return outputs
-}
 
 const judge = (actual: number[], reference: GreedyReference, steps: number, minMargin: number): GreedyResult => {
   const low = reference.margins.slice(0, steps).findIndex((m) => m < minMargin)
@@ -120,7 +107,7 @@ export const checkModel = async (provider: KernelProvider, name: string, hfBf16?
     const minMargin = 4 * maxAbs
 
     const [alone] = await greedyBatch(executor, [reference.prompt_ids], reference.greedy_ids.length)
-    const [long] = await greedyBatch(executor, [reference.long.prompt_ids], reference.long.greedy_ids.length, true)
+    const [long] = await greedyBatch(executor, [reference.long.prompt_ids], reference.long.greedy_ids.length, { reverseBlocks: true })
     const [first, second] = await greedyBatch(executor, [reference.prompt_ids, reference.long.prompt_ids], 8)
     const greedy = judge(alone, reference, reference.greedy_ids.length, minMargin)
     const longResult = judge(long, reference.long, reference.long.greedy_ids.length, minMargin)
