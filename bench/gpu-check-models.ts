@@ -21,7 +21,7 @@ import { spawnSync } from "node:child_process"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { contiguousPlan } from "../src/engine/contiguousPlan.ts"
-import { loadModelExecutor, type ModelExecutor, type ModelExecutorOptions } from "../src/engine/modelExecutor.ts"
+import { loadModelExecutor, type ModelExecutorOptions } from "../src/engine/modelExecutor.ts"
 import type { KernelProvider } from "../src/kernels/provider.ts"
 
 interface GreedyReference {

@@ -70,7 +70,7 @@ for (const mode of ["eager", "graphs"] as DecodeMode[]) {
     const l = await Effect.runPromise(ex.execute(plan))
     got.push(l.slice())
     const next = prompts.map((_, s) => (step * 31 + s * 7) % ex.vocabSize)
-    plan = contiguousPlan(next.map((t) => [t]), len.map((n, s) => n + step), 16, 4)
+    plan = contiguousPlan(next.map((t) => [t]), len.map((n) => n + step), 16, 4)
   }
   outs.push(got)
   await Effect.runPromise(ex.close())
