@@ -13,6 +13,7 @@
  * helps the smaller ones somewhat.
  */
 import { mkdirSync, writeFileSync } from "node:fs"
+import { timeOnDevice } from "./lib/gpuTiming.ts"
 import { join } from "node:path"
 import { createCudaProvider } from "../src/kernels/cuda/provider.ts"
 
@@ -42,19 +43,7 @@ const intsOf = (values: ArrayLike<number>): number => {
   return ptr
 }
 
-/** median milliseconds per call */
-const time = (fn: () => void, iters: number): number => {
-  for (let i = 0; i < 3; i++) fn()
-  gpu.synchronize()
-  const samples: number[] = []
-  for (let r = 0; r < 5; r++) {
-    const start = performance.now()
-    for (let i = 0; i < iters; i++) fn()
-    gpu.synchronize()
-    samples.push((performance.now() - start) / iters)
-  }
-  return samples.sort((a, b) => a - b)[2]
-}
+const time = (fn: () => void, iters: number): number => timeOnDevice(gpu, fn, iters)
 
 interface Row {
   readonly name: string

@@ -22,6 +22,7 @@
  * argmax over the rows in JavaScript, is measured once per batch and reported beside it.
  */
 import { Effect } from "effect"
+import { timeOnDevice } from "./lib/gpuTiming.ts"
 import { spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -95,18 +96,7 @@ for (const mode of process.argv.includes("--no-check") ? [] : modes) {
 
 // ---- our ceilings, measured through the provider ----
 const { kernels, memory } = gpu
-const timeGpu = (fn: () => void, iters: number): number => {
-  for (let i = 0; i < 3; i++) fn()
-  gpu.synchronize()
-  const samples: number[] = []
-  for (let r = 0; r < 5; r++) {
-    const start = performance.now()
-    for (let i = 0; i < iters; i++) fn()
-    gpu.synchronize()
-    samples.push((performance.now() - start) / iters)
-  }
-  return samples.sort((a, b) => a - b)[2]
-}
+const timeGpu = (fn: () => void, iters: number): number => timeOnDevice(gpu, fn, iters)
 const randomTensor = (n: number, seed: number): number => {
   const ptr = memory.alloc(n * 2)
   memory.fill(ptr, { rows: 1, cols: n, width: n, first: 0, seed, offset: 0, scale: 1 })
