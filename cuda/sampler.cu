@@ -1,0 +1,291 @@
+// tsr_sample_rows: src/sampling/sampler.ts ported operation for operation, so that a seeded
+// request draws the same token on either side. One block per row. The elementwise steps
+// (load, max, exp, min-p, argmax) and the reorderings into token-id order run on the whole
+// block; every step whose float64 result depends on the order of additions (the top-p mass,
+// the top-k / top-p quickselect with its running masses, the draw's total and cumulative
+// sums) runs on thread 0 in exactly the CPU's order. Rounding then matches the CPU's except
+// where exp() itself differs (CUDA's double exp is within 1 ulp, so is the C library's):
+// a last-bit difference in one probability changes the token only if the draw lands within
+// about 1e-16 (relative) of a boundary.
+#include <cstdint>
+
+#include "context.cuh"
+#include "sampler.h"
+
+namespace {
+
+constexpr int kThreads = 1024;
+constexpr double kGreedyEps = 1e-5;  // GREEDY_TEMPERATURE_EPS
+
+// ---- Philox4x32-10, as src/sampling/philox.ts ----
+constexpr uint32_t kPhiloxM0 = 0xD2511F53u;
+constexpr uint32_t kPhiloxM1 = 0xCD9E8D57u;
+constexpr uint32_t kPhiloxW0 = 0x9E3779B9u;
+constexpr uint32_t kPhiloxW1 = 0xBB67AE85u;
+
+__device__ double philox_uniform(uint32_t key0, uint32_t key1, uint32_t c0, uint32_t c1) {
+  uint32_t x0 = c0, x1 = c1, x2 = 0, x3 = 0;
+#pragma unroll
+  for (int round = 0; round < 10; round++) {
+    const uint32_t hi0 = __umulhi(kPhiloxM0, x0);
+    const uint32_t lo0 = kPhiloxM0 * x0;
+    const uint32_t hi1 = __umulhi(kPhiloxM1, x2);
+    const uint32_t lo1 = kPhiloxM1 * x2;
+    x0 = hi1 ^ x1 ^ key0;
+    x1 = lo1;
+    x2 = hi0 ^ x3 ^ key1;
+    x3 = lo0;
+    key0 += kPhiloxW0;
+    key1 += kPhiloxW1;
+  }
+  // 27 bits of word 0, 26 of word 1: an exact 53-bit integer times 2^-53
+  const uint64_t bits = ((uint64_t)(x0 >> 5) << 26) | (uint64_t)(x1 >> 6);
+  return (double)bits * 0x1p-53;
+}
+
+__device__ __forceinline__ double median3(double a, double b, double c) {
+  return a > b ? (b > c ? b : a > c ? c : a) : a > c ? a : b > c ? c : b;
+}
+
+__device__ __forceinline__ void swap_pair(int* c, double* v, int i, int j) {
+  const int ti = c[i];
+  c[i] = c[j];
+  c[j] = ti;
+  const double tv = v[i];
+  v[i] = v[j];
+  v[j] = tv;
+}
+
+// ascending heapsort of ids c[0, n) (distinct), for the ties range of keep_most_probable
+__device__ void sort_ids(int* c, int n) {
+  auto sift = [&](int root, int end) {
+    while (true) {
+      int child = 2 * root + 1;
+      if (child >= end) return;
+      if (child + 1 < end && c[child + 1] > c[child]) child++;
+      if (c[root] >= c[child]) return;
+      const int t = c[root];
+      c[root] = c[child];
+      c[child] = t;
+      root = child;
+    }
+  };
+  for (int i = n / 2 - 1; i >= 0; i--) sift(i, n);
+  for (int end = n - 1; end > 0; end--) {
+    const int t = c[0];
+    c[0] = c[end];
+    c[end] = t;
+    sift(0, end);
+  }
+}
+
+// Sampler.keepMostProbable on (ids c, values v)[0, n), one thread; returns how many are kept
+// (c[0, kept) in no particular order). maxCount < 0 means no count limit.
+__device__ int keep_most_probable(int* c, double* v, int n, long long maxCount, double maxMass) {
+  const long long noLimit = 0x7fffffffffffffffLL;
+  if (maxCount < 0) maxCount = noLimit;
+  int lo = 0, hi = n;
+  long long count = 0;
+  double mass = 0;
+  while (lo < hi) {
+    const double pivot = median3(v[lo], v[(int)(((unsigned)lo + (unsigned)hi) >> 1)], v[hi - 1]);
+    int g = lo, e = hi;
+    for (int i = lo; i < e;) {
+      const double x = v[i];
+      if (x > pivot) swap_pair(c, v, i++, g++);
+      else if (x < pivot) swap_pair(c, v, i, --e);
+      else i++;
+    }
+    double greaterMass = 0;
+    for (int j = lo; j < g; j++) greaterMass += v[j];
+    if (count + (g - lo) >= maxCount || mass + greaterMass >= maxMass) {
+      hi = g;
+      continue;
+    }
+    count += g - lo;
+    mass += greaterMass;
+    sort_ids(c + g, e - g);  // values in [g, e) all equal the pivot: ids alone need ordering
+    int j = g;
+    while (j < e && count < maxCount && mass < maxMass) {
+      mass += v[j++];
+      count++;
+    }
+    lo = j;
+    if (j < e || count >= maxCount || mass >= maxMass) break;
+  }
+  return lo;
+}
+
+struct RowScratch {
+  double* w;   // [V] logits, then exp((x - max) / T)
+  double* cv;  // [V] values of the candidates
+  int* c;      // [V] candidate ids
+  uint8_t* f;  // [V] flags of kept ids
+};
+
+// Writes the ids i in [0, V) with keep(i), in id order, to c (and w[i] to cv); returns the
+// count to every thread. Each thread takes one contiguous chunk; an exclusive scan of the
+// chunks' counts places them.
+template <typename Keep>
+__device__ int compact(const RowScratch& s, int V, Keep keep, int* counts) {
+  const int chunk = (V + kThreads - 1) / kThreads;
+  const int begin = min(V, (int)threadIdx.x * chunk), end = min(V, begin + chunk);
+  int mine = 0;
+  for (int i = begin; i < end; i++) mine += keep(i) ? 1 : 0;
+  __syncthreads();  // counts may still be read by a previous call
+  counts[threadIdx.x] = mine;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int total = 0;
+    for (int t = 0; t < kThreads; t++) {
+      const int n = counts[t];
+      counts[t] = total;
+      total += n;
+    }
+    counts[kThreads] = total;
+  }
+  __syncthreads();
+  int at = counts[threadIdx.x];
+  for (int i = begin; i < end; i++) {
+    if (keep(i)) {
+      s.c[at] = i;
+      s.cv[at] = s.w[i];
+      at++;
+    }
+  }
+  const int total = counts[kThreads];
+  __syncthreads();
+  return total;
+}
+
+// Sampler.argmax over w: the first maximum, NaNs never win, 0 when w[0] is NaN or all are NaN
+__device__ int block_argmax(const double* w, int V, double* redValue, int* redIndex) {
+  double best = -__builtin_huge_val();
+  int at = 0x7fffffff;
+  for (int i = threadIdx.x; i < V; i += kThreads) {
+    const double x = w[i];
+    if (x > best || (x == best && i < at)) {
+      best = x;
+      at = i;
+    }
+  }
+  auto better = [](double& b, int& a, double ob, int oa) {
+    if (ob > b || (ob == b && oa < a)) {
+      b = ob;
+      a = oa;
+    }
+  };
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) better(best, at, __shfl_xor_sync(0xffffffffu, best, offset), __shfl_xor_sync(0xffffffffu, at, offset));
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();
+  if (lane == 0) {
+    redValue[warp] = best;
+    redIndex[warp] = at;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int k = 1; k < kThreads / 32; k++) better(best, at, redValue[k], redIndex[k]);
+    redIndex[0] = (at == 0x7fffffff || w[0] != w[0]) ? 0 : at;
+  }
+  __syncthreads();
+  const int result = redIndex[0];
+  __syncthreads();
+  return result;
+}
+
+__global__ void __launch_bounds__(kThreads) sample_rows_kernel(const float* logits, int V, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi, const int32_t* position, const int32_t* sample_index, int32_t* out, double* work, double* cvals, int* cands, uint8_t* flags) {
+  __shared__ int counts[kThreads + 1];
+  __shared__ double redValue[32];
+  __shared__ int redIndex[32];
+  __shared__ int kept;
+  const int row = blockIdx.x;
+  const size_t base = (size_t)row * V;
+  const RowScratch s{work + base, cvals + base, cands + base, flags + base};
+  const float* x = logits + base;
+  for (int i = threadIdx.x; i < V; i += kThreads) s.w[i] = (double)x[i];
+  __syncthreads();
+  const double T = temperature[row];
+  if (T < kGreedyEps) {
+    const int best = block_argmax(s.w, V, redValue, redIndex);
+    if (threadIdx.x == 0) out[row] = best;
+    return;
+  }
+  // max, NaNs skipped (fmax drops a NaN operand), as `if (w[i] > max)`
+  double top = -__builtin_huge_val();
+  for (int i = threadIdx.x; i < V; i += kThreads) top = fmax(top, s.w[i]);
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) top = fmax(top, __shfl_xor_sync(0xffffffffu, top, offset));
+  if ((threadIdx.x & 31) == 0) redValue[threadIdx.x >> 5] = top;
+  __syncthreads();
+  top = redValue[0];
+  for (int k = 1; k < kThreads / 32; k++) top = fmax(top, redValue[k]);
+  __syncthreads();
+  if (top == -__builtin_huge_val()) {
+    const int best = block_argmax(s.w, V, redValue, redIndex);
+    if (threadIdx.x == 0) out[row] = best;
+    return;
+  }
+  const double minP = min_p[row];
+  for (int i = threadIdx.x; i < V; i += kThreads) s.w[i] = exp((s.w[i] - top) / T);  // a division, as the CPU
+  __syncthreads();
+  int n = compact(s, V, [&](int i) { const double e = s.w[i]; return e > 0 && e >= minP; }, counts);
+  // keeps c[0, lo) and puts them back in id order
+  auto keepAndReorder = [&](long long maxCount, double maxMass) {
+    for (int i = threadIdx.x; i < V; i += kThreads) s.f[i] = 0;
+    if (threadIdx.x == 0) kept = keep_most_probable(s.c, s.cv, n, maxCount, maxMass);
+    __syncthreads();
+    const int lo = kept;
+    for (int j = threadIdx.x; j < lo; j += kThreads) s.f[s.c[j]] = 1;
+    __syncthreads();
+    n = compact(s, V, [&](int i) { return s.f[i] != 0; }, counts);
+  };
+  const int k = top_k[row];
+  if (k > 0 && k < n) keepAndReorder(k, __builtin_huge_val());
+  const double topP = top_p[row];
+  if (topP < 1) {
+    __shared__ double maxMass;
+    if (threadIdx.x == 0) {
+      double total = 0;
+      for (int j = 0; j < n; j++) total += s.cv[j];
+      maxMass = topP * total;
+    }
+    __syncthreads();
+    keepAndReorder(-1, maxMass);
+  }
+  if (threadIdx.x != 0) return;
+  const double u = philox_uniform(seed_lo[row], seed_hi[row], (uint32_t)position[row], (uint32_t)sample_index[row]);
+  double total = 0;
+  for (int j = 0; j < n; j++) total += s.cv[j];
+  const double target = u * total;
+  double cumulative = 0;
+  for (int j = 0; j < n; j++) {
+    cumulative += s.cv[j];
+    if (cumulative > target) {
+      out[row] = s.c[j];
+      return;
+    }
+  }
+  out[row] = n > 0 ? s.c[n - 1] : 0;
+}
+
+}  // namespace
+
+extern "C" int tsr_sample_rows(tsr_context* ctx, const float* logits, int rows, int vocab, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi, const int32_t* position, const int32_t* sample_index, int32_t* out_tokens) {
+  TSR_REQUIRE_CONTEXT(ctx);
+  TSR_REQUIRE(rows >= 0 && vocab > 0, "tsr_sample_rows: rows %d, vocab %d", rows, vocab);
+  if (rows == 0) return TSR_OK;
+  TSR_REQUIRE(logits && temperature && top_p && top_k && min_p && seed_lo && seed_hi && position && sample_index && out_tokens, "tsr_sample_rows: null pointer");
+  const size_t elements = (size_t)rows * vocab;
+  void* scratch = nullptr;
+  int status = tsr::check(cudaMallocAsync(&scratch, elements * (2 * sizeof(double) + sizeof(int) + 1), ctx->stream), "tsr_sample_rows: scratch");
+  if (status != TSR_OK) return status;
+  double* work = (double*)scratch;
+  double* cvals = work + elements;
+  int* cands = (int*)(cvals + elements);
+  uint8_t* flags = (uint8_t*)(cands + elements);
+  sample_rows_kernel<<<rows, kThreads, 0, ctx->stream>>>(logits, vocab, temperature, top_p, top_k, min_p, seed_lo, seed_hi, position, sample_index, out_tokens, work, cvals, cands, flags);
+  status = tsr::check(cudaGetLastError(), "tsr_sample_rows: launch");
+  const int freed = tsr::check(cudaFreeAsync(scratch, ctx->stream), "tsr_sample_rows: free");
+  return status != TSR_OK ? status : freed;
+}

@@ -1,0 +1,56 @@
+/**
+ * bun:ffi binding of tsr_sample_rows (cuda/sampler.h): the GPU port of src/sampling/sampler.ts.
+ * A table of its own, beside the catalog's (ffi/library.ts `symbols`, which
+ * test/cuda-abi.test.ts checks against tessera_cuda.h alone); it opens the same library file.
+ */
+import { dlopen, FFIType, type FFIFunction, type Pointer } from "bun:ffi"
+import { openLibrary, type NativeLibrary } from "./library.ts"
+
+export const samplerSymbols = {
+  /** int tsr_sample_rows(tsr_context* ctx, const float* logits, int rows, int vocab, const double* temperature,
+   *  const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi,
+   *  const int32_t* position, const int32_t* sample_index, int32_t* out_tokens) */
+  tsr_sample_rows: {
+    args: [
+      FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr,
+      FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr
+    ],
+    returns: FFIType.i32
+  }
+} as const satisfies Record<string, FFIFunction>
+
+/** device addresses (tsr_malloc) of the per-row arrays, `rows` entries each */
+export interface SampleRowsArgs {
+  readonly logits: number
+  readonly rows: number
+  readonly vocab: number
+  readonly temperature: number
+  readonly topP: number
+  readonly topK: number
+  readonly minP: number
+  readonly seedLo: number
+  readonly seedHi: number
+  readonly position: number
+  readonly sampleIndex: number
+  readonly outTokens: number
+}
+
+export interface NativeSampler {
+  readonly native: NativeLibrary
+  /** enqueues tsr_sample_rows on the context's stream; throws the CudaError of a failed call */
+  sampleRows(ctx: Pointer, args: SampleRowsArgs): void
+}
+
+export const openSampler = (path?: string): NativeSampler => {
+  const native = openLibrary(path)
+  const { symbols } = dlopen(native.path, samplerSymbols)
+  const p = (address: number): Pointer => address as Pointer
+  return {
+    native,
+    sampleRows: (ctx, a) =>
+      native.check(
+        "tsr_sample_rows",
+        symbols.tsr_sample_rows(ctx, p(a.logits), a.rows, a.vocab, p(a.temperature), p(a.topP), p(a.topK), p(a.minP), p(a.seedLo), p(a.seedHi), p(a.position), p(a.sampleIndex), p(a.outTokens))
+      )
+  }
+}
