@@ -6,14 +6,11 @@ import { libraryCandidates } from "../../ffi/library.ts"
 import { createCudaProvider } from "../kernels/cuda/provider.ts"
 import { createWasmProvider } from "../kernels/wasm/provider.ts"
 import type { ModelConfig } from "../model/config.ts"
-import { expectedTensors } from "../model/expectedTensors.ts"
+import { parameterCount } from "../model/expectedTensors.ts"
 import type { ModelExecutorOptions } from "./modelExecutor.ts"
 
 /** activations, cuBLAS workspace and graphs: kept out of the KV budget on a GPU */
 const gpuReserveBytes = 2 * 2 ** 30
-
-const parameterCount = (config: ModelConfig): number =>
-  expectedTensors(config).reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0)
 
 /**
  * The provider `--device` asks for, and what the executor needs with it. `auto` takes the GPU

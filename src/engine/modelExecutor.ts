@@ -6,6 +6,7 @@ import { createWasmProvider } from "../kernels/wasm/provider.ts"
 import { numBlocksForBudget } from "../effects/BlockManager.ts"
 import { KvCacheStorage } from "../layers/kvCache.ts"
 import { singleShard, WeightLoader } from "../layers/shard.ts"
+import { parameterCount } from "../model/expectedTensors.ts"
 import { openDummyModelDir, openModelDir, type ModelDir, type WeightSource } from "../model/weights.ts"
 import type { Logits, StepInput } from "../stages/activations.ts"
 import type { StepPlan } from "../stages/stepPlan.ts"
@@ -30,6 +31,8 @@ export interface ModelExecutorOptions {
   readonly plugins?: ReadonlyArray<Stage<Logits, Logits>>
   /** an already created provider to run on (the caller keeps ownership) */
   readonly provider?: KernelProvider
+  /** called as weights reach the device: bytes so far and in all */
+  readonly onLoadProgress?: (bytes: number, totalBytes: number) => void
   /** the weights to load instead of the directory's (e.g. dummy weights made on the device) */
   readonly weights?: WeightSource
   /** runs the steps it can run faster (the CUDA provider's decode graphs), handing the rest back */
@@ -83,7 +86,10 @@ export const loadModelExecutor = async (dir: string, options: ModelExecutorOptio
     Math.min(numBlocksForBudget(options.kvCacheBytes ?? defaultKvCacheBytes, { ...cacheShape, numKvHeads: cacheShape.kvHeads }), maxNumSeqs * maxBlocksPerSeq)
   if (numBlocks < 1) throw new Error(`the KV-cache budget holds no block of ${blockSize} tokens`)
 
-  const loader = new WeightLoader(model.weights, provider.memory)
+  // this rank's share of the weights, for the loading progress (one rank holds them all today)
+  const weightElements = parameterCount(config)
+  const progress = options.onLoadProgress
+  const loader = new WeightLoader(model.weights, provider.memory, progress && ((done) => progress(done * provider.memory.floatBytes, weightElements * provider.memory.floatBytes)))
   const kvCache = new KvCacheStorage(provider.memory, { ...cacheShape, numBlocks })
   const rank = loadRankPipeline(loader, config, shard, kvCache)
   const forward = options.plugins?.length ? andThen(rank, sequence("plugins", options.plugins)) : rank

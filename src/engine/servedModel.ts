@@ -10,6 +10,7 @@ import { loadTokenizer, type TextTokenizer } from "../tokenizer/tokenizer.ts"
 import type { BlockManager } from "../effects/BlockManager.ts"
 import type { Scheduler } from "../effects/Scheduler.ts"
 import { Engine, type StepStats } from "./Engine.ts"
+import { progressReporter } from "../cli/progress.ts"
 import { deviceOptions } from "./deviceProvider.ts"
 import { loadModelExecutor, type ModelExecutor } from "./modelExecutor.ts"
 import { readModelConfig } from "../model/config.ts"
@@ -56,6 +57,7 @@ const servedModel = (flags: EngineFlags) =>
           loadModelExecutor(dir, {
             ...(await deviceOptions(flags, readModelConfig(dir), (line) => process.stderr.write(`${line}\n`))),
             loadFormat: flags.loadFormat,
+            onLoadProgress: progressReporter("loading weights", { name: "GB", scale: 1e9, digits: 2 }, { quietWhenFast: true }),
             maxModelLen: flags.maxModelLen,
             maxNumSeqs: flags.maxNumSeqs,
             maxNumBatchedTokens: flags.maxNumBatchedTokens,

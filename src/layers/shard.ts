@@ -28,8 +28,11 @@ export class WeightLoader {
   private readonly owned: number[] = []
   constructor(
     readonly source: WeightSource,
-    readonly memory: DeviceMemory
+    readonly memory: DeviceMemory,
+    /** called with the elements uploaded so far, after each tensor */
+    private readonly onProgress?: (elements: number) => void
   ) {}
+  private uploadedElements = 0
 
   private stage(elements: number): Float32Array {
     if (this.staging.length < elements) this.staging = new Float32Array(elements)
@@ -81,6 +84,8 @@ export class WeightLoader {
     const ptr = this.memory.alloc(host.length * this.memory.floatBytes)
     this.owned.push(ptr)
     this.memory.write(ptr, host)
+    this.uploadedElements += host.length
+    this.onProgress?.(this.uploadedElements)
     return ptr
   }
 }

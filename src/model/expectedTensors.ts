@@ -60,3 +60,7 @@ export function expectedTensors(config: ModelConfig): ExpectedTensor[] {
   if (!config.tieWordEmbeddings) tensors.push({ name: "lm_head.weight", shape: [config.vocabSize, config.hiddenSize] })
   return tensors
 }
+
+/** elements of every weight the config needs (the lm_head counted only when untied) */
+export const parameterCount = (config: ModelConfig): number =>
+  expectedTensors(config).reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0)
