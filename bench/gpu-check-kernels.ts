@@ -18,6 +18,7 @@
  */
 import { catalog, type DType, type KernelName } from "../src/kernels/catalog.ts"
 import { bytesOf, type KernelProvider } from "../src/kernels/provider.ts"
+import { attentionQueries } from "./lib/attentionQueries.ts"
 
 type Values = Float32Array | Int32Array
 
@@ -185,14 +186,7 @@ const attentionCase = ([Hq, Hkv, D]: [number, number, number], seqs: ReadonlyArr
   const numBlocks = seqs.length * maxBlocks + 3
   const order = randomInts(numBlocks, 0, 1 << 30).data
   const blocks = Array.from({ length: numBlocks }, (_, b) => b).sort((a, b) => order[a] - order[b])
-  const queryToSeq: number[] = []
-  const positions: number[] = []
-  seqs.forEach(([start, n], s) => {
-    for (let j = 0; j < n; j++) {
-      queryToSeq.push(s)
-      positions.push(start + j)
-    }
-  })
+  const { queryToSeq, positions } = attentionQueries(seqs)
   const T = positions.length
   const { stride, buffer } = qkvOf(T, Hq, Hkv, D)
   const cache = numBlocks * blockSize * Hkv * D

@@ -16,13 +16,13 @@
  * transformers: what bf16 storage costs in the field's reference implementation.
  */
 import { Effect } from "effect"
-import { greedyBatch } from "../src/engine/greedyBatch.ts"
 import { spawnSync } from "node:child_process"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { contiguousPlan } from "../src/engine/contiguousPlan.ts"
 import { loadModelExecutor, type ModelExecutorOptions } from "../src/engine/modelExecutor.ts"
 import type { KernelProvider } from "../src/kernels/provider.ts"
+import { greedyBatch } from "../src/engine/greedyBatch.ts"
 
 interface GreedyReference {
   readonly prompt_ids: number[]

@@ -13,9 +13,10 @@
  * helps the smaller ones somewhat.
  */
 import { mkdirSync, writeFileSync } from "node:fs"
-import { timeOnDevice } from "./lib/gpuTiming.ts"
 import { join } from "node:path"
 import { createCudaProvider } from "../src/kernels/cuda/provider.ts"
+import { attentionQueries } from "./lib/attentionQueries.ts"
+import { timeOnDevice } from "./lib/gpuTiming.ts"
 
 const argValue = (flag: string): string | undefined => {
   const i = process.argv.indexOf(flag)
@@ -113,14 +114,7 @@ const attention = (label: string, seqs: ReadonlyArray<[number, number]>, iters: 
   const [Hq, Hkv, D, blockSize] = [32, 8, 128, 16]
   const maxBlocks = Math.max(...seqs.map(([start, n]) => Math.ceil((start + n) / blockSize)))
   const numBlocks = seqs.length * maxBlocks
-  const queryToSeq: number[] = []
-  const positions: number[] = []
-  seqs.forEach(([start, n], s) => {
-    for (let j = 0; j < n; j++) {
-      queryToSeq.push(s)
-      positions.push(start + j)
-    }
-  })
+  const { queryToSeq, positions } = attentionQueries(seqs)
   const T = positions.length
   const stride = (Hq + 2 * Hkv) * D
   const [qkv, kc, vc, out] = [randomFloats(T * stride), randomFloats(numBlocks * blockSize * Hkv * D), randomFloats(numBlocks * blockSize * Hkv * D), memory.alloc(T * Hq * D * 2)]

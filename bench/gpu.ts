@@ -22,7 +22,6 @@
  * argmax over the rows in JavaScript, is measured once per batch and reported beside it.
  */
 import { Effect } from "effect"
-import { timeOnDevice } from "./lib/gpuTiming.ts"
 import { spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -34,6 +33,7 @@ import { createCudaProvider } from "../src/kernels/cuda/provider.ts"
 import { readModelConfig } from "../src/model/config.ts"
 import { argmax } from "../src/stages/sampler.ts"
 import type { StepPlan } from "../src/stages/stepPlan.ts"
+import { timeOnDevice } from "./lib/gpuTiming.ts"
 import { checkModel, fixtureNames, type LogitError } from "./gpu-check-models.ts"
 import { commit } from "./lib/results.ts"
 import { printTable, type GpuBench } from "./gpu-table.ts"
