@@ -21,6 +21,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { contiguousPlan } from "../src/engine/contiguousPlan.ts"
 import { loadModelExecutor, type ModelExecutorOptions } from "../src/engine/modelExecutor.ts"
+import { logitsOf } from "../src/engine/executor.ts"
 import type { KernelProvider } from "../src/kernels/provider.ts"
 import { greedyBatch } from "../src/engine/greedyBatch.ts"
 
@@ -91,7 +92,7 @@ export const checkModel = async (provider: KernelProvider, name: string, hfBf16?
   const executor = await loadModelExecutor(dir, { ...options, provider, maxNumSeqs: 4, maxModelLen: 256 })
   try {
     const plan = contiguousPlan([reference.prompt_ids], [0], blockSize, Math.ceil(reference.prompt_ids.length / blockSize))
-    const logits = await Effect.runPromise(executor.execute(plan))
+    const logits = logitsOf(await Effect.runPromise(executor.execute(plan)))
     let diffSq = 0
     let refSq = 0
     let maxAbs = 0

@@ -17,7 +17,8 @@ export interface GpuBench {
   readonly ours: {
     readonly prompt: number
     readonly steps: number
-    readonly decode: ReadonlyArray<{ batch: number; mode: string; msPerStep: number; medianMs: number; tokensPerSecond: number; deviceBusy?: number; sampleMs: number }>
+    /** sampleMs: host argmax in JavaScript, recorded by runs before the argmax moved to the device */
+    readonly decode: ReadonlyArray<{ batch: number; mode: string; msPerStep: number; medianMs: number; tokensPerSecond: number; deviceBusy?: number; sampleMs?: number }>
     readonly prefill: ReadonlyArray<{ tokens: number; ms: number; flops: number; flopsPerSecond: number }>
   }
   readonly peers: { readonly hf: unknown; readonly hfStatus: string; readonly hfCommand: string }
@@ -73,7 +74,9 @@ export const printTable = (r: GpuBench): void => {
   if (hf.length === 0) console.log(`transformers: ${r.peers.hfStatus}`)
   const graphs1 = r.ours.decode.find((d) => d.batch === 1 && d.mode === "graphs") ?? r.ours.decode.find((d) => d.batch === 1)
   if (graphs1) console.log(`batch 1 (${graphs1.mode}) at ${((100 * floorMs(1)) / graphs1.msPerStep).toFixed(0)}% of the memory roofline`)
-  console.log(`host argmax in JavaScript, not in the steps above: ${batches.map((b) => `batch ${b} ${r.ours.decode.find((d) => d.batch === b)?.sampleMs.toFixed(2)} ms`).join(", ")}`)
+  if (r.ours.decode.some((d) => d.sampleMs !== undefined)) {
+    console.log(`host argmax in JavaScript, not in the steps above: ${batches.map((b) => `batch ${b} ${r.ours.decode.find((d) => d.batch === b)?.sampleMs?.toFixed(2)} ms`).join(", ")}`)
+  }
   console.log(`\nprefill (one sequence, eager)`)
   for (const p of r.ours.prefill) {
     console.log(`  ${String(p.tokens).padStart(5)} tokens ${p.ms.toFixed(1).padStart(8)} ms  ${(p.flopsPerSecond / 1e12).toFixed(0).padStart(4)} TFLOP/s = ${((100 * p.flopsPerSecond) / gemm).toFixed(0)}% of the bf16 GEMM rate`)

@@ -12,14 +12,16 @@
  * Writes gpu-<device>.json into --out and prints the table.
  *
  *   bun bench/gpu.ts [--out DIR] [--peers DIR] [--hf-modes eager,static] [--hf-batch 1,64]
- *                    [--hf-timeout S | --hf-deadline EPOCH_S] [--batches 1,16,64,256] [--modes eager,pinned,graphs] [--steps 256]
+ *                    [--hf-timeout S | --hf-deadline EPOCH_S] [--batches 1,16,64,256] [--modes graphs] [--logits] [--steps 256]
  *                    [--prefill 1024,4096,8192] [--no-check] [--no-peers]
  * TSR_DECODE_SPLIT=0 turns flash-decoding off (cuda/attention_decode.cuh), for before/after runs.
  *
- * A decode step is `executor.execute(plan)` as the engine calls it: forward pass and the f32
- * logits of every row back on the host. Host sampling is not in it (the next tokens are fixed
- * pseudo-random ids: with random weights no token is more right than another); its cost, an
- * argmax over the rows in JavaScript, is measured once per batch and reported beside it.
+ * A decode step is `executor.execute(plan)` as the engine calls it for greedy requests: the
+ * forward pass, the argmax of every row on the device and the ids back on the host
+ * (`hostLogits: false`). `--logits` adds the same steps with the f32 logits of every row copied
+ * back too, as a step with sampled rows, penalties or logprobs does (modes "<mode>+logits").
+ * The next tokens fed back are fixed pseudo-random ids, not the argmax: with random weights no
+ * token is more right than another, and fixed ids make every run read the same contexts.
  */
 import { Effect } from "effect"
 import { spawnSync } from "node:child_process"
@@ -31,7 +33,6 @@ import { cudaDecodeRunner, type DecodeMode, type DecodeRunner } from "../src/ker
 import { deviceDummyWeights } from "../src/kernels/cuda/dummyWeights.ts"
 import { createCudaProvider } from "../src/kernels/cuda/provider.ts"
 import { readModelConfig } from "../src/model/config.ts"
-import { argmax } from "../src/stages/sampler.ts"
 import type { StepPlan } from "../src/stages/stepPlan.ts"
 import { timeOnDevice } from "./lib/gpuTiming.ts"
 import { checkModel, fixtureNames, type LogitError } from "./gpu-check-models.ts"
@@ -46,7 +47,8 @@ const list = (flag: string, fallback: string) => argValue(flag, fallback).split(
 const outDir = argValue("--out", process.env.OUT ?? join(process.cwd(), "bench", "results"))
 const peersDir = argValue("--peers", join(process.cwd(), ".device-carry", "peers"))
 const batches = list("--batches", "1,16,64,256").map(Number)
-const modes = list("--modes", "eager,pinned,graphs") as DecodeMode[]
+const modes = list("--modes", "graphs") as DecodeMode[]
+const logitsVariants = process.argv.includes("--logits") ? [false, true] : [false]
 const steps = Number(argValue("--steps", "256"))
 const prompt = 128
 const prefills = list("--prefill", "1024,4096,8192").map(Number)
@@ -163,23 +165,19 @@ const token = (s: number, step: number) => 3 + ((((s * 7919 + step * 104729) % (
 
 interface DecodeRow {
   readonly batch: number
-  readonly mode: DecodeMode
+  /** the decode mode, "+logits" when every row's logits came back to the host */
+  readonly mode: string
   readonly msPerStep: number
   readonly medianMs: number
   readonly tokensPerSecond: number
   /** device time of the steps (events) over their wall time, the capture step excluded */
   readonly deviceBusy?: number
-  readonly sampleMs: number
 }
 const decode: DecodeRow[] = []
 const failures: string[] = []
 for (const batch of batches) {
-  // host sampling cost at this batch: an argmax over every row, in JavaScript
-  const fake = new Float32Array(batch * V).map((_, i) => (i * 2654435761) % 1000)
-  const sampleStart = performance.now()
-  for (let r = 0; r < batch; r++) argmax(fake.subarray(r * V, (r + 1) * V))
-  const sampleMs = performance.now() - sampleStart
-  for (const mode of modes) {
+  for (const [mode, hostLogits] of modes.flatMap((m) => logitsVariants.map((l) => [m, l] as const))) {
+    const label = hostLogits ? `${mode}+logits` : mode
     try {
       decodeRunner.mode = mode
       // prefill the prompts, at most 8192 tokens a step (not timed)
@@ -192,7 +190,7 @@ for (const batch of batches) {
       const times: number[] = []
       let deviceMs = 0
       for (let step = 0; step < steps; step++) {
-        const plan = planOf(0, Array.from({ length: batch }, (_, s) => [token(s, step)]), Array.from({ length: batch }, () => prompt + step), blocksPerSeq)
+        const plan = { ...planOf(0, Array.from({ length: batch }, (_, s) => [token(s, step)]), Array.from({ length: batch }, () => prompt + step), blocksPerSeq), hostLogits }
         const before = decodeRunner.stats.deviceMs
         const start = performance.now()
         await run(plan)
@@ -204,15 +202,15 @@ for (const batch of batches) {
       const mean = timed.reduce((a, b) => a + b, 0) / timed.length
       const median = [...timed].sort((a, b) => a - b)[Math.floor(timed.length / 2)]
       const row: DecodeRow = {
-        batch, mode, msPerStep: mean, medianMs: median, tokensPerSecond: (batch * 1e3) / mean, sampleMs,
+        batch, mode: label, msPerStep: mean, medianMs: median, tokensPerSecond: (batch * 1e3) / mean,
         ...(mode !== "eager" ? { deviceBusy: deviceMs / timed.reduce((a, b) => a + b, 0) } : {})
       }
       decode.push(row)
-      log(`decode batch ${batch} ${mode.padEnd(6)} ${mean.toFixed(3)} ms/step (median ${median.toFixed(3)}), ${row.tokensPerSecond.toFixed(0)} tok/s` +
-        (row.deviceBusy !== undefined ? `, device busy ${(100 * row.deviceBusy).toFixed(1)}%` : "") + `; first step ${times[0].toFixed(1)} ms; host argmax ${sampleMs.toFixed(2)} ms`)
+      log(`decode batch ${batch} ${label.padEnd(13)} ${mean.toFixed(3)} ms/step (median ${median.toFixed(3)}), ${row.tokensPerSecond.toFixed(0)} tok/s` +
+        (row.deviceBusy !== undefined ? `, device busy ${(100 * row.deviceBusy).toFixed(1)}%` : "") + `; first step ${times[0].toFixed(1)} ms`)
     } catch (error) {
       decodeRunner.timing = false
-      failures.push(`decode batch ${batch} ${mode}: ${error instanceof Error ? error.message : String(error)}`)
+      failures.push(`decode batch ${batch} ${label}: ${error instanceof Error ? error.message : String(error)}`)
       log(`FAILED ${failures.at(-1)}`)
     }
   }

@@ -82,6 +82,12 @@ extern "C" int tsr_read_bf16(tsr_context* ctx, float* dst, const tsr_bf16* src, 
   return TSR_OK;
 }
 
+extern "C" int tsr_read_async(tsr_context* ctx, void* dst, const void* src, size_t bytes) {
+  TSR_REQUIRE_CONTEXT(ctx);
+  if (bytes == 0) return TSR_OK;
+  return check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, ctx->stream), "cudaMemcpyAsync (read_async)");
+}
+
 extern "C" int tsr_read_bf16_async(tsr_context* ctx, float* dst, const tsr_bf16* src, size_t n) {
   TSR_REQUIRE_CONTEXT(ctx);
   if (n == 0) return TSR_OK;

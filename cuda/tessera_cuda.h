@@ -73,6 +73,8 @@ int tsr_host_alloc(tsr_context* ctx, void** out, size_t bytes);
 int tsr_host_free(tsr_context* ctx, void* ptr);
 /* device bf16 -> pinned host f32, n elements, enqueued: dst is valid after the next wait; capturable */
 int tsr_read_bf16_async(tsr_context* ctx, float* dst, const tsr_bf16* src, size_t n);
+/* device -> pinned host, bytes as they are, enqueued: dst is valid after the next wait; capturable */
+int tsr_read_async(tsr_context* ctx, void* dst, const void* src, size_t bytes);
 /* dummy weights on the device: dst[i] = offset + (2u - 1) * scale for the [rows, cols] slice
    starting at element `first` of a [*, width] tensor; u = hash(seed, index) as src/model/dummyWeights.ts */
 int tsr_fill_uniform(tsr_context* ctx, tsr_bf16* dst, size_t rows, size_t cols, size_t width, size_t first, int seed, float offset, float scale);

@@ -23,6 +23,8 @@ export const memorySymbols = {
   tsr_host_free: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   /** int tsr_read_bf16_async(tsr_context* ctx, float* dst, const tsr_bf16* src, size_t n) */
   tsr_read_bf16_async: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
+  /** int tsr_read_async(tsr_context* ctx, void* dst, const void* src, size_t bytes) */
+  tsr_read_async: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
   /** int tsr_fill_uniform(tsr_context* ctx, tsr_bf16* dst, size_t rows, size_t cols, size_t width, size_t first, int seed, float offset, float scale) */
   tsr_fill_uniform: {
     args: [FFIType.ptr, FFIType.ptr, FFIType.u64, FFIType.u64, FFIType.u64, FFIType.u64, FFIType.i32, FFIType.f32, FFIType.f32],

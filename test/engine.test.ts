@@ -211,6 +211,35 @@ describe("Engine", () => {
     expect(errors.map((e) => e._tag)).toEqual(Array(4).fill("InvalidRequestError"))
   })
 
+  it("greedy rows take the executor's argmax and leave the logits on the device; other rows get the logits", async () => {
+    const inner = makeHashExecutor({ vocabSize: V, numBlocks: 64, blockSize: 4 })
+    const asked: Array<{ rows: number; hostLogits: boolean }> = []
+    const recording: Executor = {
+      ...inner,
+      execute: (plan) => {
+        asked.push({ rows: plan.sampleRows.length, hostLogits: plan.hostLogits !== false })
+        return inner.execute(plan)
+      },
+    }
+    const greedy = { temperature: 0, max_tokens: 6, ignore_eos: true }
+    const cases: Array<[string, SamplingParamsEncoded, (hostLogits: boolean[]) => boolean]> = [
+      ["plain greedy", greedy, (h) => h.every((x) => !x)],
+      ["greedy with logprobs", { ...greedy, logprobs: 2 }, (h) => h.every((x) => x)],
+      ["sampled", { ...greedy, temperature: 0.8, seed: 1 }, (h) => h.every((x) => x)],
+      ["greedy with a presence penalty", { ...greedy, presence_penalty: 0.5 }, (h) => h.every((x) => x)],
+      // EOS is masked until min_tokens outputs, then plain argmax suffices
+      ["greedy with min_tokens 3", { temperature: 0, max_tokens: 6, min_tokens: 3 }, (h) => h.join() === "true,true,true,false,false,false"],
+    ]
+    for (const [name, raw, expected] of cases) {
+      asked.length = 0
+      // the same greedy tokens whether or not the logits came to the host
+      const deltas = await run(collect([1, 2, 3], raw), recording)
+      const reference = await run(collect([1, 2, 3], raw))
+      expect(tokensOf(deltas), name).toEqual(tokensOf(reference))
+      expect(expected(asked.filter((a) => a.rows > 0).map((a) => a.hostLogits)), `${name}: ${JSON.stringify(asked)}`).toBe(true)
+    }
+  })
+
   it("an executor failure fails every stream in flight and frees their blocks", async () => {
     const inner = makeHashExecutor({ vocabSize: V, numBlocks: 64, blockSize: 4 })
     let steps = 0

@@ -137,9 +137,11 @@ const makeEngine = (config: EngineConfig) =>
       if (!core.hasUnfinishedRequests) return admit(yield* Queue.take(intake))
       const output = core.schedule()
       if (output.scheduled.length === 0) return yield* Effect.yieldNow()
-      const logits = yield* Effect.either(executor.execute(output.plan))
-      if (logits._tag === "Left") return yield* failStep(logits.left)
-      const { sampledTokenIds, finished } = processor.processStep(output, logits.right)
+      // greedy rows take the executor's argmax; the logits leave the device only when a row needs them
+      const plan = processor.needsLogits(output) ? output.plan : { ...output.plan, hostLogits: false }
+      const step = yield* Effect.either(executor.execute(plan))
+      if (step._tag === "Left") return yield* failStep(step.left)
+      const { sampledTokenIds, finished } = processor.processStep(output, step.right)
       // decodes compute one token each: the last sampled one, which is not a prompt token
       const decodes = output.plan.seqs.reduce((n, seq, i) => n + (seq.numComputedTokens >= output.scheduled[i].promptLength ? 1 : 0), 0)
       core.update(output, sampledTokenIds)

@@ -3,6 +3,20 @@ import type { StepPlan } from "../stages/stepPlan.ts"
 
 export class ExecutorError extends Data.TaggedError("ExecutorError")<{ readonly message: string; readonly cause?: unknown }> {}
 
+/** What one step gives the engine for its sample rows (valid until the next call). */
+export interface StepOutput {
+  /** the argmax of each row's logits, the first index on ties: a greedy row's token */
+  readonly argmax: Int32Array
+  /** the logits, row-major [R, vocabSize], unless the plan said `hostLogits: false` */
+  readonly logits: Float32Array | undefined
+}
+
+/** The step's logits, for a caller that asked for them (every plan does unless it says otherwise). */
+export const logitsOf = (output: StepOutput): Float32Array => {
+  if (output.logits === undefined) throw new Error("the step left its logits on the device (hostLogits: false)")
+  return output.logits
+}
+
 /**
  * Runs step plans through a model: the CPU pipeline in this process, or GPU workers. The
  * engine sees only this.
@@ -12,7 +26,7 @@ export interface Executor {
   /** KV-cache blocks this executor holds (sized from the memory budget) */
   readonly numBlocks: number
   readonly blockSize: number
-  /** logits of the plan's `sampleRows`, row-major [R, vocabSize] (valid until the next call) */
-  execute(plan: StepPlan): Effect.Effect<Float32Array, ExecutorError>
+  /** runs the plan; argmax and logits of its `sampleRows` */
+  execute(plan: StepPlan): Effect.Effect<StepOutput, ExecutorError>
   close(): Effect.Effect<void>
 }

@@ -1,5 +1,4 @@
 import { Effect } from "effect"
-import { argmax } from "../stages/sampler.ts"
 import { contiguousPlan } from "./contiguousPlan.ts"
 import type { Executor } from "./executor.ts"
 
@@ -15,13 +14,13 @@ export const greedyBatch = async (
   options: { readonly blockSize?: number; readonly reverseBlocks?: boolean } = {}
 ): Promise<number[][]> => {
   const blockSize = options.blockSize ?? executor.blockSize
-  const V = executor.vocabSize
   const blocksPerSeq = Math.ceil((Math.max(...prompts.map((p) => p.length)) + steps) / blockSize)
   const outputs: number[][] = prompts.map(() => [])
   let plan = contiguousPlan(prompts, prompts.map(() => 0), blockSize, blocksPerSeq, options.reverseBlocks)
   for (let step = 0; step < steps; step++) {
-    const logits = await Effect.runPromise(executor.execute(plan))
-    const next = prompts.map((_, s) => argmax(logits.subarray(s * V, (s + 1) * V)))
+    // the executor's own argmax: the logits stay where they are
+    const { argmax } = await Effect.runPromise(executor.execute({ ...plan, hostLogits: false }))
+    const next = Array.from(argmax)
     next.forEach((token, s) => outputs[s].push(token))
     const computed = prompts.map((p, s) => p.length + outputs[s].length - 1)
     plan = contiguousPlan(next.map((t) => [t]), computed, blockSize, blocksPerSeq, options.reverseBlocks)

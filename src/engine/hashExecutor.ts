@@ -1,5 +1,6 @@
 import { Effect } from "effect"
 import type { StepPlan } from "../stages/stepPlan.ts"
+import { argmax } from "../stages/sampler.ts"
 import { ExecutorError, type Executor } from "./executor.ts"
 
 /**
@@ -90,7 +91,12 @@ export const makeHashExecutor = (options: { vocabSize: number; numBlocks: number
     forward,
     execute: (plan) =>
       Effect.try({
-        try: () => forward(plan),
+        try: () => {
+          const logits = forward(plan)
+          const R = plan.sampleRows.length
+          const ids = Int32Array.from({ length: R }, (_, r) => argmax(logits.subarray(r * vocabSize, (r + 1) * vocabSize)))
+          return { argmax: ids, logits: plan.hostLogits === false ? undefined : logits }
+        },
         catch: (cause) => new ExecutorError({ message: cause instanceof Error ? cause.message : String(cause), cause }),
       }),
     close: () => Effect.void,

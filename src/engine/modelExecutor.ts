@@ -9,11 +9,12 @@ import { singleShard, WeightLoader } from "../layers/shard.ts"
 import { parameterCount } from "../model/expectedTensors.ts"
 import { openDummyModelDir, openModelDir, type ModelDir, type WeightSource } from "../model/weights.ts"
 import type { Logits, StepInput } from "../stages/activations.ts"
+import { argmax } from "../stages/sampler.ts"
 import type { StepPlan } from "../stages/stepPlan.ts"
 import { loadRankPipeline, localDims } from "../stages/rankPipeline.ts"
 import { andThen, sequence, type Stage } from "../stages/stage.ts"
 import { Workspace } from "../stages/workspace.ts"
-import { ExecutorError, type Executor } from "./executor.ts"
+import { ExecutorError, type Executor, type StepOutput } from "./executor.ts"
 
 export interface ModelExecutorOptions {
   /** "dummy": random weights from config.json alone, for benchmarks */
@@ -45,11 +46,11 @@ export interface StepRunnerParts {
   /** the forward pass over the plan arrays already in the workspace, services provided */
   readonly forward: (plan: StepPlan) => Effect.Effect<Logits>
   /** the executor's own step: upload the plan, run the forward pass */
-  readonly execute: (plan: StepPlan) => Effect.Effect<Float32Array, ExecutorError>
+  readonly execute: (plan: StepPlan) => Effect.Effect<StepOutput, ExecutorError>
 }
 
 export interface StepRunner {
-  readonly execute: (plan: StepPlan) => Effect.Effect<Float32Array, ExecutorError>
+  readonly execute: (plan: StepPlan) => Effect.Effect<StepOutput, ExecutorError>
   /** frees what the runner holds; before the workspace goes */
   release(): void
 }
@@ -92,7 +93,14 @@ export const loadModelExecutor = async (dir: string, options: ModelExecutorOptio
   const loader = new WeightLoader(model.weights, provider.memory, progress && ((done) => progress(done * provider.memory.floatBytes, weightElements * provider.memory.floatBytes)))
   const kvCache = new KvCacheStorage(provider.memory, { ...cacheShape, numBlocks })
   const rank = loadRankPipeline(loader, config, shard, kvCache)
-  const forward = options.plugins?.length ? andThen(rank, sequence("plugins", options.plugins)) : rank
+  // logits processors read and change the logits on the host: they get them every step, and
+  // the argmax is taken again from what they leave
+  const plugins = options.plugins ?? []
+  const forward = plugins.length ? andThen(rank, sequence("plugins", plugins)) : rank
+  const stepOutput = ({ argmax: ids, values, vocabSize: V }: Logits): StepOutput => {
+    if (plugins.length && values) for (let r = 0; r < ids.length; r++) ids[r] = argmax(values.subarray(r * V, (r + 1) * V))
+    return { argmax: ids, logits: values }
+  }
   const workspace = new Workspace(provider.memory, dims, { maxTokens: maxNumBatchedTokens, maxSeqs: maxNumSeqs, maxBlocksPerSeq })
   const services = Context.make(Device, provider).pipe(
     Context.add(Communicator, singleRank(provider.kernels.copy))
@@ -103,12 +111,12 @@ export const loadModelExecutor = async (dir: string, options: ModelExecutorOptio
       try: () => workspace.upload(plan),
       catch: (cause) => new ExecutorError({ message: String(cause instanceof Error ? cause.message : cause), cause })
     }).pipe(
-      Effect.zipRight(forward.run({ plan, workspace } satisfies StepInput)),
-      Effect.map((logits) => logits.values),
+      Effect.zipRight(forward.run({ plan: plugins.length ? { ...plan, hostLogits: true } : plan, workspace } satisfies StepInput)),
+      Effect.map(stepOutput),
       Effect.provide(services)
     )
   // a step runner replays the device work alone: host-side logits processors would not run again
-  const runner = options.plugins?.length ? undefined : options.stepRunner?.({
+  const runner = plugins.length ? undefined : options.stepRunner?.({
     workspace,
     forward: (plan) => forward.run({ plan, workspace }).pipe(Effect.provide(services)),
     execute

@@ -3,9 +3,10 @@ import type { Detokenizer } from "../sampling/detokenizer.ts"
 import { computeLogprobs, type TokenLogprobs } from "../sampling/logprobs.ts"
 import { Sampler } from "../sampling/sampler.ts"
 import type { SamplingParams } from "../sampling/SamplingParams.ts"
-import { makeSamplingState, recordOutputToken, type SequenceSamplingState } from "../sampling/samplingState.ts"
+import { argmaxSuffices, makeSamplingState, recordOutputToken, type SequenceSamplingState } from "../sampling/samplingState.ts"
 import { StopChecker, type FinishReason } from "../sampling/stopChecker.ts"
 import type { RequestId } from "./request.ts"
+import { logitsOf, type StepOutput } from "./executor.ts"
 import type { SchedulerOutput } from "./scheduler.ts"
 
 /** What one step adds to one completion of a request (vLLM's CompletionOutput in delta mode). */
@@ -97,11 +98,19 @@ export class OutputProcessor {
     this.requests.set(request.requestId, { request, sequenceIds, numUnfinished: sequenceIds.length })
   }
 
+  /** Whether any row of this step needs its logits on the host (sampling, penalties, logprobs). */
+  needsLogits(output: SchedulerOutput): boolean {
+    return output.sampled.some(({ requestId }) => {
+      const seq = this.sequences.get(requestId)
+      return seq !== undefined && !seq.finished && (seq.request.params.logprobs !== undefined || !argmaxSuffices(seq.sampling))
+    })
+  }
+
   /**
-   * Samples every row of `logits` and emits the deltas. Returns the sampled tokens (for
+   * Samples every row of the step and emits the deltas. Returns the sampled tokens (for
    * SchedulerCore.update) and the sequences that finished (for finishRequest).
    */
-  processStep(output: SchedulerOutput, logits: Float32Array): { sampledTokenIds: Int32Array; finished: RequestId[] } {
+  processStep(output: SchedulerOutput, step: StepOutput): { sampledTokenIds: Int32Array; finished: RequestId[] } {
     const sampledTokenIds = new Int32Array(output.sampled.length)
     const finished: RequestId[] = []
     for (let row = 0; row < output.sampled.length; row++) {
@@ -109,7 +118,7 @@ export class OutputProcessor {
       const seq = this.sequences.get(scheduled.requestId)
       if (seq === undefined || seq.finished) continue
       // the position of the token being sampled keys its random draw: same in any batch
-      const tokenId = this.sampler.sample(logits, row, seq.sampling, scheduled.numTokens)
+      const tokenId = argmaxSuffices(seq.sampling) ? step.argmax[row] : this.sampler.sample(logitsOf(step), row, seq.sampling, scheduled.numTokens)
       sampledTokenIds[row] = tokenId
       recordOutputToken(seq.sampling, tokenId)
       const verdict = seq.stop.append(tokenId)
@@ -117,7 +126,7 @@ export class OutputProcessor {
       const logprobs =
         numTop === undefined
           ? undefined
-          : [computeLogprobs(logits, row, this.config.vocabSize, tokenId, numTop, this.topScratch)]
+          : [computeLogprobs(logitsOf(step), row, this.config.vocabSize, tokenId, numTop, this.topScratch)]
       this.emit(seq, {
         index: seq.index,
         text: verdict.text,

@@ -1,5 +1,5 @@
 import { Effect, Schema } from "effect"
-import type { Logits } from "../stages/activations.ts"
+import { hostLogitsOf, type Logits } from "../stages/activations.ts"
 import { stage } from "../stages/stage.ts"
 
 /**
@@ -20,8 +20,9 @@ export const make = (options: typeof Options.Type) => {
   return stage("logit bias", (logits: Logits) =>
     Effect.sync(() => {
       const V = logits.vocabSize
-      for (let row = 0; row < logits.values.length / V; row++) {
-        for (const [token, bias] of entries) if (token < V) logits.values[row * V + token] += bias
+      const values = hostLogitsOf(logits, "logit bias")
+      for (let row = 0; row < values.length / V; row++) {
+        for (const [token, bias] of entries) if (token < V) values[row * V + token] += bias
       }
       return logits
     })

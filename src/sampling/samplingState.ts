@@ -59,6 +59,19 @@ export const makeSamplingState = (params: SamplingParams, options: SamplingState
   }
 }
 
+/**
+ * Whether the next token is simply the argmax of the raw logits: greedy, and nothing changes
+ * the logits first (no logit bias, no penalty, no min_tokens mask still on). The executor's
+ * own argmax is then the token, and the logits need not leave the device.
+ */
+export const argmaxSuffices = (s: SequenceSamplingState): boolean =>
+  s.greedy &&
+  s.logitBiasIds.length === 0 &&
+  s.seenTokens === null &&
+  s.params.frequencyPenalty === 0 &&
+  s.params.presencePenalty === 0 &&
+  (s.numOutputTokens >= s.params.minTokens || s.stopTokenIds.length === 0)
+
 /** Records a sampled token so the next step's penalties and min_tokens see it. */
 export const recordOutputToken = (state: SequenceSamplingState, tokenId: number): void => {
   state.outputTokenCounts.set(tokenId, (state.outputTokenCounts.get(tokenId) ?? 0) + 1)

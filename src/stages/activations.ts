@@ -17,11 +17,22 @@ export interface SampleRows extends StepInput {
   readonly rows: number
 }
 
-/** Logits on the host, `[R, vocabSize]` row-major, one row per sampled sequence of the plan. */
+/**
+ * What lm_head gives the host, one row per sampled sequence of the plan: the argmax of each
+ * row (computed where the logits are), and the logits themselves, `[R, vocabSize]` row-major,
+ * when the plan asks for them (`hostLogits`).
+ */
 export interface Logits {
   readonly plan: StepPlan
-  readonly values: Float32Array
+  readonly argmax: Int32Array
+  readonly values: Float32Array | undefined
   readonly vocabSize: number
+}
+
+/** The logits on the host, for a stage that must read them (logits processors, samplers). */
+export const hostLogitsOf = (logits: Logits, stage: string): Float32Array => {
+  if (logits.values === undefined) throw new Error(`${stage} needs the logits on the host, but the step plan left them on the device (hostLogits: false)`)
+  return logits.values
 }
 
 /** The token chosen for each sampled row. */

@@ -7,7 +7,8 @@ import { stage } from "./stage.ts"
 
 /**
  * Vocab-parallel lm_head: each rank computes the logits of its slice of the vocabulary, a
- * gather over TP concatenates them, and the result comes back to the host for sampling.
+ * gather over TP concatenates them, and the argmax of each row comes back to the host, with
+ * the logits themselves when the plan asks (sampling beyond greedy, penalties, logprobs).
  */
 export const lmHead = (head: VocabShard, hidden: number, fullVocab: number) =>
   stage("lm_head", ({ plan, workspace: ws, rows }: SampleRows) =>
@@ -17,8 +18,11 @@ export const lmHead = (head: VocabShard, hidden: number, fullVocab: number) =>
       const shardVocab = head.vocabEnd - head.vocabStart
       kernels.matmul(ws.logitsShard, ws.rowsNormed, head.weight, rows, shardVocab, hidden)
       yield* communicator.allGatherColumns(ws.logits, ws.logitsShard, rows, shardVocab)
-      const values = ws.hostLogits.subarray(0, rows * fullVocab)
-      memory.read(ws.logits, values)
-      return { plan, values, vocabSize: fullVocab } satisfies Logits
+      kernels.argmax(ws.argmax, ws.logits, rows, fullVocab)
+      const argmax = ws.hostArgmax.subarray(0, rows)
+      memory.read(ws.argmax, argmax)
+      const values = plan.hostLogits === false ? undefined : ws.hostLogits.subarray(0, rows * fullVocab)
+      if (values) memory.read(ws.logits, values)
+      return { plan, argmax, values, vocabSize: fullVocab } satisfies Logits
     })
   )

@@ -1,5 +1,5 @@
 import { Effect } from "effect"
-import type { Logits, SampledTokens } from "./activations.ts"
+import { hostLogitsOf, type Logits, type SampledTokens } from "./activations.ts"
 import { stage } from "./stage.ts"
 
 /** Chooses a token from one row of logits; `row` is the index of the sampled sequence in the plan. */
@@ -20,8 +20,10 @@ export const sampler = (choose: TokenChooser = greedy) =>
     Effect.sync(() => {
       const R = logits.plan.sampleRows.length
       const V = logits.vocabSize
+      if (choose === greedy) return { plan: logits.plan, tokens: logits.argmax.slice() } satisfies SampledTokens
+      const values = hostLogitsOf(logits, "the sampler")
       const tokens = new Int32Array(R)
-      for (let r = 0; r < R; r++) tokens[r] = choose(logits.values.subarray(r * V, (r + 1) * V), r, logits)
+      for (let r = 0; r < R; r++) tokens[r] = choose(values.subarray(r * V, (r + 1) * V), r, logits)
       return { plan: logits.plan, tokens } satisfies SampledTokens
     })
   )

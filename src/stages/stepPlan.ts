@@ -28,4 +28,10 @@ export interface StepPlan {
   readonly maxBlocksPerSeq: number
   /** [R] token rows whose logits this step returns, one per sequence with `sample` */
   readonly sampleRows: Int32Array
+  /**
+   * Whether the host needs the sample rows' logits (default true). The argmax of every row
+   * comes back either way; a step whose rows are all plain greedy leaves the logits on the
+   * device, so it copies R ids instead of R x vocabulary floats.
+   */
+  readonly hostLogits?: boolean
 }

@@ -47,6 +47,9 @@ export class Workspace {
   readonly logitsShard: number
   readonly logits: number
   readonly hostLogits: Float32Array
+  /** argmax of each logits row [S], on the device and on the host */
+  readonly argmax: number
+  readonly hostArgmax: Int32Array
   /** bytes of one float element (f32 on the CPU, bf16 on GPUs): the step between heads of `qkv` */
   readonly floatBytes: number
   private readonly owned: number[] = []
@@ -79,6 +82,8 @@ export class Workspace {
     this.logitsShard = f(S * dims.vocab)
     this.logits = f(S * dims.fullVocab)
     this.hostLogits = new Float32Array(S * dims.fullVocab)
+    this.argmax = i(S)
+    this.hostArgmax = new Int32Array(S)
   }
 
   private take(bytes: number): number {

@@ -1,6 +1,6 @@
 /**
- * Decode steps on the CUDA provider: plan arrays staged in pinned memory, logits copied back
- * into pinned memory, and (mode "graphs") the whole forward pass captured once per batch-size
+ * Decode steps on the CUDA provider: plan arrays staged in pinned memory, the argmax (and,
+ * when the plan asks, the logits) copied back into pinned memory, and (mode "graphs") the whole forward pass captured once per batch-size
  * bucket as a CUDA graph and replayed, so a step of a few hundred kernels costs one launch.
  * Prefill and mixed steps go to the executor's own path, eagerly.
  *
@@ -8,12 +8,13 @@
  * stride of the workspace's limit (so every scalar argument of every kernel is fixed), one
  * logits row per token. Each padding token is its own sequence at position 0 with KV slot -1
  * (kv_write skips it) and a zero block-table row: its attention reads one valid cache entry and
- * its logits are never returned. Every pointer is fixed too: the workspace, the weights and
+ * its logits are never returned. The captured step ends with the argmax copy; the logits copy is
+ * enqueued after the replay, only for the steps that want it. Every pointer is fixed too: the workspace, the weights and
  * the KV cache are allocated once, and each step only rewrites the workspace's plan arrays
  * (from pinned memory, enqueued before the replay).
  */
 import { Effect } from "effect"
-import { ExecutorError } from "../../engine/executor.ts"
+import { ExecutorError, type StepOutput } from "../../engine/executor.ts"
 import type { StepRunner, StepRunnerParts } from "../../engine/modelExecutor.ts"
 import type { StepPlan } from "../../stages/stepPlan.ts"
 import type { PinnedBuffer } from "./memory.ts"
@@ -62,6 +63,8 @@ export const cudaDecodeRunner =
     const pinned = { tokenIds: view(0, S), positions: view(1, S), slots: view(2, S), queryToSeq: view(3, S), sampleRows: view(4, S), blockTables: view(5, S * M) }
     const logitsBuffer: PinnedBuffer = memory.allocPinned(S * V * 4)
     const logits = new Float32Array(logitsBuffer.buffer)
+    const argmaxBuffer: PinnedBuffer = memory.allocPinned(S * 4)
+    const argmax = new Int32Array(argmaxBuffer.buffer)
     const graphs = new Map<number, number>()
     const [start, end] = [provider.events.create(), provider.events.create()]
     const stats = { steps: 0, deviceMs: 0 }
@@ -79,7 +82,8 @@ export const cudaDecodeRunner =
           queryToSeq: pinned.queryToSeq.subarray(0, B),
           blockTables: pinned.blockTables.subarray(0, B * M),
           maxBlocksPerSeq: M,
-          sampleRows: pinned.sampleRows.subarray(0, B)
+          sampleRows: pinned.sampleRows.subarray(0, B),
+          hostLogits: false
         }
         paddedPlans.set(B, plan)
       }
@@ -117,11 +121,11 @@ export const cudaDecodeRunner =
       memory.writeAsync(ws.blockTables, at(5), B * M * 4)
     }
 
-    /** the forward pass, its logits read enqueued into pinned memory instead of waited for */
+    /** the forward pass, its argmax read enqueued into pinned memory instead of waited for */
     const forwardInto = (plan: StepPlan) => {
-      memory.readInterceptor = (ptr, dst, dtype) => {
-        if (!(dst instanceof Float32Array) || dtype === "f32" || dtype === "i32") return false
-        memory.readAsync(logitsBuffer.ptr, ptr, dst.length)
+      memory.readInterceptor = (ptr, dst) => {
+        if (!(dst instanceof Int32Array)) return false
+        memory.readBytesAsync(argmaxBuffer.ptr, ptr, dst.byteLength)
         return true
       }
       try {
@@ -131,7 +135,7 @@ export const cudaDecodeRunner =
       }
     }
 
-    const step = (plan: StepPlan): Float32Array => {
+    const step = (plan: StepPlan): StepOutput => {
       const T = plan.tokenIds.length
       const B = buckets.find((b) => b >= T) ?? S
       if (runner.timing) provider.events.record(start)
@@ -158,13 +162,15 @@ export const cudaDecodeRunner =
       } else {
         forwardInto(padded)
       }
+      const wantLogits = plan.hostLogits !== false
+      if (wantLogits) memory.readAsync(logitsBuffer.ptr, ws.logits, T * V)
       if (runner.timing) {
         provider.events.record(end)
         stats.deviceMs += provider.events.elapsed(start, end)
         stats.steps++
       }
       provider.synchronize()
-      return logits.subarray(0, T * V)
+      return { argmax: argmax.subarray(0, T), logits: wantLogits ? logits.subarray(0, T * V) : undefined }
     }
 
     const runner: DecodeRunner = {
@@ -187,6 +193,7 @@ export const cudaDecodeRunner =
         provider.events.destroy(end)
         memory.freePinned(planBuffer)
         memory.freePinned(logitsBuffer)
+        memory.freePinned(argmaxBuffer)
       }
     }
     return runner

@@ -149,6 +149,12 @@ export class CudaMemory implements DeviceMemory {
     this.native.check("tsr_write", this.native.symbols.tsr_write(this.ctx, devicePointer(ptr), devicePointer(srcPtr), bytes))
   }
 
+  /** enqueues device -> pinned host bytes as they are (valid after the next synchronize) */
+  readBytesAsync(dstPtr: number, ptr: number, bytes: number): void {
+    if (bytes === 0) return
+    this.native.check("tsr_read_async", this.native.symbols.tsr_read_async(this.ctx, devicePointer(dstPtr), devicePointer(ptr), bytes))
+  }
+
   /** enqueues device bf16 -> pinned host f32, n elements (valid after the next synchronize) */
   readAsync(dstPtr: number, ptr: number, n: number): void {
     if (n === 0) return
