@@ -25,8 +25,7 @@
  */
 import { Effect } from "effect"
 import { spawnSync } from "node:child_process"
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { loadModelExecutor } from "../src/engine/modelExecutor.ts"
 import { cudaDecodeRunner, type DecodeMode, type DecodeRunner } from "../src/kernels/cuda/decodeRunner.ts"
@@ -37,6 +36,7 @@ import type { StepPlan } from "../src/stages/stepPlan.ts"
 import { timeOnDevice } from "./lib/gpuTiming.ts"
 import { checkModel, fixtureNames, type LogitError } from "./gpu-check-models.ts"
 import { commit } from "./lib/results.ts"
+import { llama3_8bConfig, writeBenchModel } from "./lib/dummyModel.ts"
 import { printTable, type GpuBench } from "./gpu-table.ts"
 
 const argValue = (flag: string, fallback: string): string => {
@@ -54,11 +54,7 @@ const prompt = 128
 const prefills = list("--prefill", "1024,4096,8192").map(Number)
 const decodeSplit = process.env.TSR_DECODE_SPLIT !== "0"
 
-const llama3_8b = {
-  architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32,
-  num_attention_heads: 32, num_key_value_heads: 8, vocab_size: 128256, max_position_embeddings: 8192, rope_theta: 500000,
-  rms_norm_eps: 1e-5, tie_word_embeddings: false, torch_dtype: "bfloat16", bos_token_id: 1, eos_token_id: 2, hidden_act: "silu"
-}
+const llama3_8b = llama3_8bConfig
 const L = llama3_8b.num_hidden_layers, H = llama3_8b.hidden_size, V = llama3_8b.vocab_size, I = llama3_8b.intermediate_size
 const [Hq, Hkv, D] = [llama3_8b.num_attention_heads, llama3_8b.num_key_value_heads, H / llama3_8b.num_attention_heads]
 const layerParams = H * (Hq + 2 * Hkv) * D + Hq * D * H + 3 * H * I + 2 * H
@@ -116,8 +112,7 @@ for (const ptr of [ga, gb, gc]) memory.free(ptr)
 log(`ceilings: copy ${(copyBytesPerSecond / 1e12).toFixed(2)} TB/s (read + write), GEMM ${(gemmFlopsPerSecond / 1e12).toFixed(0)} TFLOP/s`)
 
 // ---- ours on the Llama-3-8B shape ----
-const dir = mkdtempSync(join(tmpdir(), "tessera-llama3-8b-"))
-writeFileSync(join(dir, "config.json"), JSON.stringify(llama3_8b))
+const dir = writeBenchModel(llama3_8b)
 const maxSeqs = Math.max(...batches)
 const blocksPerSeq = Math.ceil((prompt + steps) / blockSize)
 const numBlocks = Math.max(maxSeqs * blocksPerSeq, Math.ceil(Math.max(0, ...prefills) / blockSize))

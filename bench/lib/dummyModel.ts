@@ -25,6 +25,13 @@ export const benchConfig = {
   hidden_act: "silu"
 }
 
+/** The Llama-3-8B shape the GPU benchmarks run (bf16, random weights made on the device). */
+export const llama3_8bConfig = {
+  architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32,
+  num_attention_heads: 32, num_key_value_heads: 8, vocab_size: 128256, max_position_embeddings: 8192, rope_theta: 500000,
+  rms_norm_eps: 1e-5, tie_word_embeddings: false, torch_dtype: "bfloat16", bos_token_id: 1, eos_token_id: 2, hidden_act: "silu"
+}
+
 export const writeBenchModel = (config: Record<string, unknown> = benchConfig): string => {
   const dir = mkdtempSync(join(tmpdir(), "tessera-bench-"))
   writeFileSync(join(dir, "config.json"), JSON.stringify(config, null, 2))

@@ -1,0 +1,136 @@
+/**
+ * Where a decode step's time goes, kernel by kernel, on the Llama-3-8B shape (random bf16
+ * weights made on the device). nsys makes no reports on the lent machines, so this measures
+ * with CUDA graphs and events instead:
+ *   1. one decode step runs eagerly with every kernel call recorded (name and arguments);
+ *   2. each recorded call is captured `reps` times into a graph of its own and replayed between
+ *      two events: its time inside a graph, launch gap included, as a captured step pays it;
+ *   3. the whole recorded step is captured once and replayed: the step as the decode graphs run
+ *      it, to compare with the sum of its parts.
+ * Calls are grouped by kernel and, for matmul, by shape (M x N x K); each group gets its time
+ * per step, its share, and for matmul the bytes of weights read per second.
+ *
+ *   bun bench/gpu-profile.ts [--batches 1,64] [--context 256] [--reps 20] [--out DIR]
+ */
+import { Effect } from "effect"
+import { writeFileSync, mkdirSync } from "node:fs"
+import { join } from "node:path"
+import { contiguousPlan } from "../src/engine/contiguousPlan.ts"
+import { loadModelExecutor } from "../src/engine/modelExecutor.ts"
+import type { KernelName, Kernels } from "../src/kernels/catalog.ts"
+import { deviceDummyWeights } from "../src/kernels/cuda/dummyWeights.ts"
+import { createCudaProvider, type CudaKernelProvider } from "../src/kernels/cuda/provider.ts"
+import { readModelConfig } from "../src/model/config.ts"
+import { llama3_8bConfig, writeBenchModel } from "./lib/dummyModel.ts"
+import { commit } from "./lib/results.ts"
+
+const argValue = (flag: string, fallback: string): string => {
+  const i = process.argv.indexOf(flag)
+  return i >= 0 ? process.argv[i + 1] : fallback
+}
+const batches = argValue("--batches", "1,64").split(",").map(Number)
+const context = Number(argValue("--context", "256"))
+const reps = Number(argValue("--reps", "20"))
+const outDir = argValue("--out", process.env.OUT ?? join(process.cwd(), "bench", "results"))
+const blockSize = 16
+
+const gpu = await createCudaProvider()
+const calls: Array<{ name: KernelName; args: number[] }> = []
+let recording = false
+// the provider the executor runs on: the GPU's, with every kernel call noted while recording
+const recorder = new Proxy(gpu.kernels, {
+  get: (kernels, name: KernelName) => (...args: number[]) => {
+    if (recording) calls.push({ name, args })
+    ;(kernels[name] as (...a: number[]) => void)(...args)
+  }
+}) as Kernels
+const provider: CudaKernelProvider = { ...gpu, kernels: recorder }
+
+const dir = writeBenchModel(llama3_8bConfig)
+const maxSeqs = Math.max(...batches)
+const blocksPerSeq = Math.ceil((context + 1) / blockSize)
+const executor = await loadModelExecutor(dir, {
+  provider,
+  loadFormat: "dummy",
+  weights: deviceDummyWeights(readModelConfig(dir), gpu.memory),
+  numBlocks: maxSeqs * blocksPerSeq,
+  blockSize,
+  maxNumSeqs: maxSeqs,
+  maxModelLen: context + 1,
+  maxNumBatchedTokens: Math.max(8192, maxSeqs)
+})
+
+const [start, end] = [gpu.events.create(), gpu.events.create()]
+/** milliseconds per run of `enqueue` inside a graph, `reps` runs per graph, median of 5 replays */
+const timeInGraph = (enqueue: () => void): number => {
+  gpu.graphs.begin()
+  for (let r = 0; r < reps; r++) enqueue()
+  const graph = gpu.graphs.end()
+  gpu.graphs.launch(graph)
+  const samples: number[] = []
+  for (let i = 0; i < 5; i++) {
+    gpu.events.record(start)
+    gpu.graphs.launch(graph)
+    gpu.events.record(end)
+    samples.push(gpu.events.elapsed(start, end) / reps)
+  }
+  gpu.graphs.destroy(graph)
+  return samples.sort((a, b) => a - b)[2]
+}
+
+interface Group {
+  readonly kernel: string
+  calls: number
+  ms: number
+  /** matmul: bytes of weights read per step */
+  weightBytes: number
+}
+const results: Array<{ batch: number; stepMs: number; sumMs: number; groups: Group[] }> = []
+const token = (s: number, j: number) => 3 + ((s * 7919 + j * 104729) % 100000)
+for (const batch of batches) {
+  const prompts = Array.from({ length: batch }, (_, s) => Array.from({ length: context }, (_, j) => token(s, j)))
+  for (let s0 = 0; s0 < batch; s0 += 16) {
+    const group = prompts.slice(s0, s0 + 16)
+    const plan = contiguousPlan(group, group.map(() => 0), blockSize, blocksPerSeq)
+    // each group writes its own sequences' blocks: shift their block tables
+    const shifted = { ...plan, blockTables: plan.blockTables.map((b) => b + s0 * blocksPerSeq), slotMapping: plan.slotMapping.map((s) => s + s0 * blocksPerSeq * blockSize) }
+    await Effect.runPromise(executor.execute({ ...shifted, hostLogits: false }))
+  }
+  const decode = contiguousPlan(prompts.map((_, s) => [token(s, context)]), prompts.map(() => context), blockSize, blocksPerSeq)
+  calls.length = 0
+  recording = true
+  await Effect.runPromise(executor.execute({ ...decode, hostLogits: false }))
+  recording = false
+  const step = calls.slice()
+  const run = (call: { name: KernelName; args: number[] }) => (gpu.kernels[call.name] as (...a: number[]) => void)(...call.args)
+  const stepMs = timeInGraph(() => step.forEach(run))
+  const groups = new Map<string, Group>()
+  for (const call of step) {
+    // matmul's scalars are M, N, K (the last three): group by shape, and count the weights it reads
+    const key = call.name === "matmul" ? `matmul ${call.args.slice(-3).join("x")}` : call.name
+    const group = groups.get(key) ?? { kernel: key, calls: 0, ms: 0, weightBytes: 0 }
+    group.calls++
+    group.ms += timeInGraph(() => run(call))
+    if (call.name === "matmul") group.weightBytes += 2 * call.args.at(-2)! * call.args.at(-1)!
+    groups.set(key, group)
+  }
+  const sorted = [...groups.values()].sort((a, b) => b.ms - a.ms)
+  const sumMs = sorted.reduce((n, g) => n + g.ms, 0)
+  results.push({ batch, stepMs, sumMs, groups: sorted })
+  console.log(`\nbatch ${batch}, context ${context}: step in one graph ${stepMs.toFixed(3)} ms; sum of the kernels, each in its own graph, ${sumMs.toFixed(3)} ms (${step.length} kernels)`)
+  console.log(`${"kernel".padEnd(30)}${"calls".padStart(6)}${"us/step".padStart(10)}${"share".padStart(8)}${"GB/s".padStart(8)}`)
+  for (const g of sorted) {
+    const rate = g.weightBytes ? ((g.weightBytes / (g.ms / 1e3)) / 1e9).toFixed(0) : ""
+    console.log(`${g.kernel.padEnd(30)}${String(g.calls).padStart(6)}${(g.ms * 1e3).toFixed(1).padStart(10)}${`${((100 * g.ms) / sumMs).toFixed(1)}%`.padStart(8)}${rate.padStart(8)}`)
+  }
+}
+gpu.events.destroy(start)
+gpu.events.destroy(end)
+await Effect.runPromise(executor.close())
+gpu.close()
+
+const slug = gpu.device.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "")
+mkdirSync(outDir, { recursive: true })
+const path = join(outDir, `gpu-profile-${slug}.json`)
+writeFileSync(path, `${JSON.stringify({ device: gpu.device, commit: process.env.TESSERA_COMMIT ?? commit(), date: new Date().toISOString(), command: `bun bench/gpu-profile.ts ${process.argv.slice(2).join(" ")}`.trim(), context, reps, results }, null, 2)}\n`)
+console.log(`wrote ${path}`)
