@@ -1,8 +1,8 @@
 /**
- * Where a decode step's time goes, kernel by kernel, on the Llama-3-8B shape (random bf16
+ * Where a decode step's (or a prefill's) time goes, kernel by kernel, on the Llama-3-8B shape (random bf16
  * weights made on the device). nsys makes no reports on the lent machines, so this measures
  * with CUDA graphs and events instead:
- *   1. one decode step runs eagerly with every kernel call recorded (name and arguments);
+ *   1. one step runs eagerly with every kernel call recorded (name and arguments);
  *   2. each recorded call is captured `reps` times into a graph of its own and replayed between
  *      two events: its time inside a graph, launch gap included, as a captured step pays it;
  *   3. the whole recorded step is captured once and replayed: the step as the decode graphs run
@@ -10,7 +10,7 @@
  * Calls are grouped by kernel and, for matmul, by shape (M x N x K); each group gets its time
  * per step, its share, and for matmul the bytes of weights read per second.
  *
- *   bun bench/gpu-profile.ts [--batches 1,64] [--context 256] [--reps 20] [--out DIR]
+ *   bun bench/gpu-profile.ts [--batches 1,64] [--context 256] [--prefill 4096] [--reps 20] [--out DIR]
  */
 import { Effect } from "effect"
 import { writeFileSync, mkdirSync } from "node:fs"
@@ -18,6 +18,7 @@ import { join } from "node:path"
 import { contiguousPlan } from "../src/engine/contiguousPlan.ts"
 import { loadModelExecutor } from "../src/engine/modelExecutor.ts"
 import type { KernelName, Kernels } from "../src/kernels/catalog.ts"
+import type { StepPlan } from "../src/stages/stepPlan.ts"
 import { deviceDummyWeights } from "../src/kernels/cuda/dummyWeights.ts"
 import { createCudaProvider, type CudaKernelProvider } from "../src/kernels/cuda/provider.ts"
 import { readModelConfig } from "../src/model/config.ts"
@@ -31,6 +32,7 @@ const argValue = (flag: string, fallback: string): string => {
 const batches = argValue("--batches", "1,64").split(",").map(Number)
 const context = Number(argValue("--context", "256"))
 const reps = Number(argValue("--reps", "20"))
+const prefills = argValue("--prefill", "").split(",").filter(Boolean).map(Number)
 const outDir = argValue("--out", process.env.OUT ?? join(process.cwd(), "bench", "results"))
 const blockSize = 16
 
@@ -48,7 +50,7 @@ const provider: CudaKernelProvider = { ...gpu, kernels: recorder }
 
 const dir = writeBenchModel(llama3_8bConfig)
 const maxSeqs = Math.max(...batches)
-const blocksPerSeq = Math.ceil((context + 1) / blockSize)
+const blocksPerSeq = Math.ceil(Math.max(context + 1, ...prefills) / blockSize)
 const executor = await loadModelExecutor(dir, {
   provider,
   loadFormat: "dummy",
@@ -56,8 +58,8 @@ const executor = await loadModelExecutor(dir, {
   numBlocks: maxSeqs * blocksPerSeq,
   blockSize,
   maxNumSeqs: maxSeqs,
-  maxModelLen: context + 1,
-  maxNumBatchedTokens: Math.max(8192, maxSeqs)
+  maxModelLen: blocksPerSeq * blockSize,
+  maxNumBatchedTokens: Math.max(8192, maxSeqs, ...prefills)
 })
 
 const [start, end] = [gpu.events.create(), gpu.events.create()]
@@ -85,21 +87,14 @@ interface Group {
   /** matmul: bytes of weights read per step */
   weightBytes: number
 }
-const results: Array<{ batch: number; stepMs: number; sumMs: number; groups: Group[] }> = []
+const results: Array<{ step: string; stepMs: number; sumMs: number; groups: Group[] }> = []
 const token = (s: number, j: number) => 3 + ((s * 7919 + j * 104729) % 100000)
-for (const batch of batches) {
-  const prompts = Array.from({ length: batch }, (_, s) => Array.from({ length: context }, (_, j) => token(s, j)))
-  for (let s0 = 0; s0 < batch; s0 += 16) {
-    const group = prompts.slice(s0, s0 + 16)
-    const plan = contiguousPlan(group, group.map(() => 0), blockSize, blocksPerSeq)
-    // each group writes its own sequences' blocks: shift their block tables
-    const shifted = { ...plan, blockTables: plan.blockTables.map((b) => b + s0 * blocksPerSeq), slotMapping: plan.slotMapping.map((s) => s + s0 * blocksPerSeq * blockSize) }
-    await Effect.runPromise(executor.execute({ ...shifted, hostLogits: false }))
-  }
-  const decode = contiguousPlan(prompts.map((_, s) => [token(s, context)]), prompts.map(() => context), blockSize, blocksPerSeq)
+
+/** runs `plan` once recording its kernels, then times them one by one and all together */
+const profile = async (name: string, plan: StepPlan) => {
   calls.length = 0
   recording = true
-  await Effect.runPromise(executor.execute({ ...decode, hostLogits: false }))
+  await Effect.runPromise(executor.execute({ ...plan, hostLogits: false }))
   recording = false
   const step = calls.slice()
   const run = (call: { name: KernelName; args: number[] }) => (gpu.kernels[call.name] as (...a: number[]) => void)(...call.args)
@@ -116,13 +111,29 @@ for (const batch of batches) {
   }
   const sorted = [...groups.values()].sort((a, b) => b.ms - a.ms)
   const sumMs = sorted.reduce((n, g) => n + g.ms, 0)
-  results.push({ batch, stepMs, sumMs, groups: sorted })
-  console.log(`\nbatch ${batch}, context ${context}: step in one graph ${stepMs.toFixed(3)} ms; sum of the kernels, each in its own graph, ${sumMs.toFixed(3)} ms (${step.length} kernels)`)
+  results.push({ step: name, stepMs, sumMs, groups: sorted })
+  console.log(`\n${name}: step in one graph ${stepMs.toFixed(3)} ms; sum of the kernels, each in its own graph, ${sumMs.toFixed(3)} ms (${step.length} kernels)`)
   console.log(`${"kernel".padEnd(30)}${"calls".padStart(6)}${"us/step".padStart(10)}${"share".padStart(8)}${"GB/s".padStart(8)}`)
   for (const g of sorted) {
     const rate = g.weightBytes ? ((g.weightBytes / (g.ms / 1e3)) / 1e9).toFixed(0) : ""
     console.log(`${g.kernel.padEnd(30)}${String(g.calls).padStart(6)}${(g.ms * 1e3).toFixed(1).padStart(10)}${`${((100 * g.ms) / sumMs).toFixed(1)}%`.padStart(8)}${rate.padStart(8)}`)
   }
+}
+
+for (const N of prefills) {
+  const prompt = Array.from({ length: N }, (_, j) => token(0, j))
+  await profile(`prefill ${N} tokens`, contiguousPlan([prompt], [0], blockSize, blocksPerSeq))
+}
+for (const batch of batches) {
+  const prompts = Array.from({ length: batch }, (_, s) => Array.from({ length: context }, (_, j) => token(s, j)))
+  for (let s0 = 0; s0 < batch; s0 += 16) {
+    const group = prompts.slice(s0, s0 + 16)
+    const plan = contiguousPlan(group, group.map(() => 0), blockSize, blocksPerSeq)
+    // each group writes its own sequences' blocks: shift their block tables
+    const shifted = { ...plan, blockTables: plan.blockTables.map((b) => b + s0 * blocksPerSeq), slotMapping: plan.slotMapping.map((s) => s + s0 * blocksPerSeq * blockSize) }
+    await Effect.runPromise(executor.execute({ ...shifted, hostLogits: false }))
+  }
+  await profile(`decode batch ${batch}, context ${context}`, contiguousPlan(prompts.map((_, s) => [token(s, context)]), prompts.map(() => context), blockSize, blocksPerSeq))
 }
 gpu.events.destroy(start)
 gpu.events.destroy(end)
