@@ -24,6 +24,11 @@ export interface DeviceMemory {
   read(ptr: number, dst: Float32Array | Int32Array, dtype?: DType): void
   /** bytes currently allocated */
   readonly usedBytes: number
+  /**
+   * Where `float` tensors are bf16: copies bf16 values as they are stored (bit patterns), so a
+   * bf16 checkpoint reaches the device without a round trip through f32.
+   */
+  writeBf16Bits?(ptr: number, bits: Uint16Array): void
 }
 
 export interface KernelProvider {

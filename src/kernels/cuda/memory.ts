@@ -35,8 +35,14 @@ export interface PinnedBuffer {
   readonly buffer: ArrayBuffer
 }
 
+/** bytes of each of the two pinned buffers bf16 weights stream through */
+const weightStagingBytes = 32 << 20
+
 export class CudaMemory implements DeviceMemory {
   readonly floatBytes = 2
+  /** pinned buffers for writeBf16Bits, made on first use, and the one the next chunk fills */
+  private weightStaging: PinnedBuffer[] = []
+  private weightStagingTurn = 0
   private readonly sizes = new Map<number, number>()
   private used = 0
   private closed = false
@@ -131,6 +137,27 @@ export class CudaMemory implements DeviceMemory {
     )
   }
 
+  /**
+   * bf16 values as stored (a checkpoint's bits) to the tensor at `ptr`, through two pinned
+   * buffers in turn. A chunk is filled, then the stream waited for, then its copy enqueued: so
+   * filling one buffer overlaps the copy out of the other, and a buffer's last copy has finished
+   * (at the wait before the other buffer's copy) by the time it is filled again.
+   */
+  writeBf16Bits(ptr: number, bits: Uint16Array): void {
+    this.ensureOpen("writeBf16Bits")
+    if (this.weightStaging.length === 0) this.weightStaging = [this.allocPinned(weightStagingBytes), this.allocPinned(weightStagingBytes)]
+    const chunk = weightStagingBytes / 2
+    for (let done = 0; done < bits.length; done += chunk) {
+      const n = Math.min(chunk, bits.length - done)
+      const staging = this.weightStaging[this.weightStagingTurn]
+      this.weightStagingTurn ^= 1
+      new Uint16Array(staging.buffer, 0, n).set(bits.subarray(done, done + n))
+      // the copy before this one reads the other buffer; the one before that read this buffer
+      this.native.check("tsr_synchronize", this.native.symbols.tsr_synchronize(this.ctx))
+      this.writeAsync(ptr + 2 * done, staging.ptr, 2 * n)
+    }
+  }
+
   /** pinned host memory, for asynchronous copies (and copies inside CUDA graphs) */
   allocPinned(bytes: number): PinnedBuffer {
     this.ensureOpen("allocPinned")
@@ -170,6 +197,8 @@ export class CudaMemory implements DeviceMemory {
     const left = this.sizes.size
     try {
       for (const ptr of [...this.sizes.keys()]) this.free(ptr)
+      this.native.check("tsr_synchronize", this.native.symbols.tsr_synchronize(this.ctx))
+      for (const staging of this.weightStaging.splice(0)) this.freePinned(staging)
     } finally {
       this.closed = true
     }
