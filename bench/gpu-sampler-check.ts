@@ -81,6 +81,19 @@ const randomParams = (): RowParams => ({
   kind: pick(["gauss", "gauss", "quantized", "peaked", "masked"] as const)
 })
 
+/** rounds `values` to bf16 in place (nearest even) and returns the bit patterns */
+const roundToBf16 = (values: Float32Array): Uint16Array => {
+  const words = new Uint32Array(values.buffer, values.byteOffset, values.length)
+  const bits = new Uint16Array(values.length)
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]
+    // NaN stays NaN (quiet); the rest rounds to nearest even
+    bits[i] = (w & 0x7fffffff) > 0x7f800000 ? (w >>> 16) | 0x40 : ((w + 0x7fff + ((w >>> 16) & 1)) >>> 16) & 0xffff
+    words[i] = bits[i] << 16
+  }
+  return bits
+}
+
 const sampler = openSampler()
 const { native } = sampler
 const s = native.symbols
@@ -96,7 +109,7 @@ const alloc = (bytes: number): number => {
   native.check("tsr_malloc", s.tsr_malloc(ctx, out64, Math.max(bytes, 4)))
   return Number(out64[0])
 }
-const upload = (data: Float32Array | Float64Array | Int32Array | Uint32Array): number => {
+const upload = (data: Float32Array | Float64Array | Int32Array | Uint32Array | Uint16Array): number => {
   const ptr = alloc(data.byteLength)
   native.check("tsr_write", s.tsr_write(ctx, ptr as Pointer, data, data.byteLength))
   return ptr
@@ -130,9 +143,13 @@ for (const c of cases) {
     const logits = new Float32Array(R * V)
     const ps = Array.from({ length: R }, randomParams)
     ps.forEach((p, r) => fillRow(logits.subarray(r * V, (r + 1) * V), p.kind))
+    // every other batch goes through the bf16 entry, as the engine's logits do: the CPU then
+    // samples the same logits rounded to bf16
+    const bf16 = b % 2 === 1
+    const bits = bf16 ? roundToBf16(logits) : undefined
     const keys = ps.map((p) => seedKey(p.seed))
     const buffers = {
-      logits: upload(logits),
+      logits: upload(bits ?? logits),
       temperature: upload(Float64Array.from(ps, (p) => p.temperature)),
       topP: upload(Float64Array.from(ps, (p) => p.topP)),
       topK: upload(Int32Array.from(ps, (p) => p.topK)),
@@ -144,7 +161,7 @@ for (const c of cases) {
       outTokens: alloc(R * 4)
     }
     const t0 = performance.now()
-    sampler.sampleRows(ctx, { ...buffers, rows: R, vocab: V })
+    ;(bf16 ? sampler.sampleRowsBf16 : sampler.sampleRows)(ctx, { ...buffers, rows: R, vocab: V })
     native.check("tsr_synchronize", s.tsr_synchronize(ctx))
     gpuMs += performance.now() - t0
     const gpuTokens = new Int32Array(R)

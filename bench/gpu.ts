@@ -12,14 +12,15 @@
  * Writes gpu-<device>.json into --out and prints the table.
  *
  *   bun bench/gpu.ts [--out DIR] [--peers DIR] [--hf-modes eager,static] [--hf-batch 1,64]
- *                    [--hf-timeout S | --hf-deadline EPOCH_S] [--batches 1,16,64,256] [--modes graphs] [--logits] [--steps 256]
+ *                    [--hf-timeout S | --hf-deadline EPOCH_S] [--batches 1,16,64,256] [--modes graphs] [--variants argmax,logits,sampled] [--steps 256]
  *                    [--prefill 1024,4096,8192] [--no-check] [--no-peers]
  * TSR_DECODE_SPLIT=0 turns flash-decoding off (cuda/attention_decode.cuh), for before/after runs.
  *
  * A decode step is `executor.execute(plan)` as the engine calls it for greedy requests: the
  * forward pass, the argmax of every row on the device and the ids back on the host
- * (`hostLogits: false`). `--logits` adds the same steps with the f32 logits of every row copied
- * back too, as a step with sampled rows, penalties or logprobs does (modes "<mode>+logits").
+ * (`hostLogits: false`). `--variants` adds the same steps with the f32 logits of every row copied
+ * back too, as a step with penalties or logprobs does ("logits": modes "<mode>+logits"), or with
+ * every row drawn on the device at temperature 1, seeded ("sampled": "<mode>+sampled").
  * The next tokens fed back are fixed pseudo-random ids, not the argmax: with random weights no
  * token is more right than another, and fixed ids make every run read the same contexts.
  */
@@ -32,7 +33,7 @@ import { cudaDecodeRunner, type DecodeMode, type DecodeRunner } from "../src/ker
 import { deviceDummyWeights } from "../src/kernels/cuda/dummyWeights.ts"
 import { createCudaProvider } from "../src/kernels/cuda/provider.ts"
 import { readModelConfig } from "../src/model/config.ts"
-import type { StepPlan } from "../src/stages/stepPlan.ts"
+import type { RowSampling, StepPlan } from "../src/stages/stepPlan.ts"
 import { timeOnDevice } from "./lib/gpuTiming.ts"
 import { checkModel, fixtureNames, type LogitError } from "./gpu-check-models.ts"
 import { commit } from "./lib/results.ts"
@@ -48,7 +49,8 @@ const outDir = argValue("--out", process.env.OUT ?? join(process.cwd(), "bench",
 const peersDir = argValue("--peers", join(process.cwd(), ".device-carry", "peers"))
 const batches = list("--batches", "1,16,64,256").map(Number)
 const modes = list("--modes", "graphs") as DecodeMode[]
-const logitsVariants = process.argv.includes("--logits") ? [false, true] : [false]
+type Variant = "argmax" | "logits" | "sampled"
+const variants = list("--variants", "argmax") as Variant[]
 const steps = Number(argValue("--steps", "256"))
 const prompt = 128
 const prefills = list("--prefill", "1024,4096,8192").map(Number)
@@ -156,6 +158,12 @@ const planOf = (firstSeq: number, tokens: number[][], computed: number[], perSeq
   return { seqs, tokenIds, positions, slotMapping, queryToSeq, blockTables, maxBlocksPerSeq: perSeq, sampleRows }
 }
 const run = (plan: StepPlan) => Effect.runPromise(executor.execute(plan))
+/** every row drawn at temperature 1 (OpenAI's default), its own seed */
+const temperatureOne = (batch: number): RowSampling => ({
+  temperature: new Float64Array(batch).fill(1), topP: new Float64Array(batch).fill(1), topK: new Int32Array(batch), minP: new Float64Array(batch),
+  seedLo: Uint32Array.from({ length: batch }, (_, s) => 1000 + s), seedHi: new Uint32Array(batch),
+  position: new Int32Array(batch).fill(prompt), sampleIndex: new Int32Array(batch)
+})
 const token = (s: number, step: number) => 3 + ((((s * 7919 + step * 104729) % (V - 3)) + (V - 3)) % (V - 3))
 
 interface DecodeRow {
@@ -171,8 +179,9 @@ interface DecodeRow {
 const decode: DecodeRow[] = []
 const failures: string[] = []
 for (const batch of batches) {
-  for (const [mode, hostLogits] of modes.flatMap((m) => logitsVariants.map((l) => [m, l] as const))) {
-    const label = hostLogits ? `${mode}+logits` : mode
+  for (const [mode, variant] of modes.flatMap((m) => variants.map((v) => [m, v] as const))) {
+    const label = variant === "argmax" ? mode : `${mode}+${variant}`
+    const sampling = variant === "sampled" ? temperatureOne(batch) : undefined
     try {
       decodeRunner.mode = mode
       // prefill the prompts, at most 8192 tokens a step (not timed)
@@ -185,7 +194,11 @@ for (const batch of batches) {
       const times: number[] = []
       let deviceMs = 0
       for (let step = 0; step < steps; step++) {
-        const plan = { ...planOf(0, Array.from({ length: batch }, (_, s) => [token(s, step)]), Array.from({ length: batch }, () => prompt + step), blocksPerSeq), hostLogits }
+        const plan = {
+          ...planOf(0, Array.from({ length: batch }, (_, s) => [token(s, step)]), Array.from({ length: batch }, () => prompt + step), blocksPerSeq),
+          hostLogits: variant === "logits",
+          ...(sampling && { sampling: { ...sampling, position: sampling.position.map((p) => p + step) } })
+        }
         const before = decodeRunner.stats.deviceMs
         const start = performance.now()
         await run(plan)

@@ -194,7 +194,9 @@ __device__ int block_argmax(const double* w, int V, double* redValue, int* redIn
   return result;
 }
 
-__global__ void __launch_bounds__(kThreads) sample_rows_kernel(const float* logits, int V, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi, const int32_t* position, const int32_t* sample_index, int32_t* out, double* work, double* cvals, int* cands, uint8_t* flags) {
+// Logits is float (f32 logits) or bf16 (the model's own, widened exactly as the host's copy)
+template <typename Logit>
+__global__ void __launch_bounds__(kThreads) sample_rows_kernel(const Logit* logits, int V, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi, const int32_t* position, const int32_t* sample_index, int32_t* out, double* work, double* cvals, int* cands, uint8_t* flags) {
   __shared__ int counts[kThreads + 1];
   __shared__ double redValue[32];
   __shared__ int redIndex[32];
@@ -202,8 +204,8 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(const float* logi
   const int row = blockIdx.x;
   const size_t base = (size_t)row * V;
   const RowScratch s{work + base, cvals + base, cands + base, flags + base};
-  const float* x = logits + base;
-  for (int i = threadIdx.x; i < V; i += kThreads) s.w[i] = (double)x[i];
+  const Logit* x = logits + base;
+  for (int i = threadIdx.x; i < V; i += kThreads) s.w[i] = (double)(float)x[i];
   __syncthreads();
   const double T = temperature[row];
   if (T < kGreedyEps) {
@@ -269,9 +271,8 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(const float* logi
   out[row] = n > 0 ? s.c[n - 1] : 0;
 }
 
-}  // namespace
-
-extern "C" int tsr_sample_rows(tsr_context* ctx, const float* logits, int rows, int vocab, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi, const int32_t* position, const int32_t* sample_index, int32_t* out_tokens) {
+template <typename Logit>
+int sample_rows(tsr_context* ctx, const Logit* logits, int rows, int vocab, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi, const int32_t* position, const int32_t* sample_index, int32_t* out_tokens) {
   TSR_REQUIRE_CONTEXT(ctx);
   TSR_REQUIRE(rows >= 0 && vocab > 0, "tsr_sample_rows: rows %d, vocab %d", rows, vocab);
   if (rows == 0) return TSR_OK;
@@ -284,8 +285,18 @@ extern "C" int tsr_sample_rows(tsr_context* ctx, const float* logits, int rows, 
   double* cvals = work + elements;
   int* cands = (int*)(cvals + elements);
   uint8_t* flags = (uint8_t*)(cands + elements);
-  sample_rows_kernel<<<rows, kThreads, 0, ctx->stream>>>(logits, vocab, temperature, top_p, top_k, min_p, seed_lo, seed_hi, position, sample_index, out_tokens, work, cvals, cands, flags);
+  sample_rows_kernel<Logit><<<rows, kThreads, 0, ctx->stream>>>(logits, vocab, temperature, top_p, top_k, min_p, seed_lo, seed_hi, position, sample_index, out_tokens, work, cvals, cands, flags);
   status = tsr::check(cudaGetLastError(), "tsr_sample_rows: launch");
   const int freed = tsr::check(cudaFreeAsync(scratch, ctx->stream), "tsr_sample_rows: free");
   return status != TSR_OK ? status : freed;
+}
+
+}  // namespace
+
+extern "C" int tsr_sample_rows(tsr_context* ctx, const float* logits, int rows, int vocab, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi, const int32_t* position, const int32_t* sample_index, int32_t* out_tokens) {
+  return sample_rows(ctx, logits, rows, vocab, temperature, top_p, top_k, min_p, seed_lo, seed_hi, position, sample_index, out_tokens);
+}
+
+extern "C" int tsr_sample_rows_bf16(tsr_context* ctx, const tsr_bf16* logits, int rows, int vocab, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi, const int32_t* position, const int32_t* sample_index, int32_t* out_tokens) {
+  return sample_rows(ctx, logits, rows, vocab, temperature, top_p, top_k, min_p, seed_lo, seed_hi, position, sample_index, out_tokens);
 }

@@ -17,6 +17,8 @@ extern "C" {
    the CPU's. Logit bias, min_tokens masking and penalties are the caller's: apply them to the
    logits first. Allocates 21 * rows * vocab bytes of scratch on the stream per call. */
 int tsr_sample_rows(tsr_context* ctx, const float* logits, int rows, int vocab, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi, const int32_t* position, const int32_t* sample_index, int32_t* out_tokens);
+/* the same from the model's bf16 logits (each widened exactly, as the host's f32 copy is) */
+int tsr_sample_rows_bf16(tsr_context* ctx, const tsr_bf16* logits, int rows, int vocab, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi, const int32_t* position, const int32_t* sample_index, int32_t* out_tokens);
 #ifdef __cplusplus
 }
 #endif

@@ -16,6 +16,16 @@ export const samplerSymbols = {
       FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr
     ],
     returns: FFIType.i32
+  },
+  /** int tsr_sample_rows_bf16(tsr_context* ctx, const tsr_bf16* logits, int rows, int vocab, const double* temperature,
+   *  const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi,
+   *  const int32_t* position, const int32_t* sample_index, int32_t* out_tokens) */
+  tsr_sample_rows_bf16: {
+    args: [
+      FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr,
+      FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr
+    ],
+    returns: FFIType.i32
   }
 } as const satisfies Record<string, FFIFunction>
 
@@ -37,20 +47,20 @@ export interface SampleRowsArgs {
 
 export interface NativeSampler {
   readonly native: NativeLibrary
-  /** enqueues tsr_sample_rows on the context's stream; throws the CudaError of a failed call */
+  /** enqueues tsr_sample_rows (f32 logits) on the context's stream; throws the CudaError of a failed call */
   sampleRows(ctx: Pointer, args: SampleRowsArgs): void
+  /** the same from bf16 logits (tsr_sample_rows_bf16) */
+  sampleRowsBf16(ctx: Pointer, args: SampleRowsArgs): void
 }
 
 export const openSampler = (path?: string): NativeSampler => {
   const native = openLibrary(path)
   const { symbols } = dlopen(native.path, samplerSymbols)
   const p = (address: number): Pointer => address as Pointer
-  return {
-    native,
-    sampleRows: (ctx, a) =>
-      native.check(
-        "tsr_sample_rows",
-        symbols.tsr_sample_rows(ctx, p(a.logits), a.rows, a.vocab, p(a.temperature), p(a.topP), p(a.topK), p(a.minP), p(a.seedLo), p(a.seedHi), p(a.position), p(a.sampleIndex), p(a.outTokens))
-      )
-  }
+  const call = (name: "tsr_sample_rows" | "tsr_sample_rows_bf16") => (ctx: Pointer, a: SampleRowsArgs) =>
+    native.check(
+      name,
+      symbols[name](ctx, p(a.logits), a.rows, a.vocab, p(a.temperature), p(a.topP), p(a.topK), p(a.minP), p(a.seedLo), p(a.seedHi), p(a.position), p(a.sampleIndex), p(a.outTokens))
+    )
+  return { native, sampleRows: call("tsr_sample_rows"), sampleRowsBf16: call("tsr_sample_rows_bf16") }
 }

@@ -6,6 +6,10 @@ import { Scheduler } from "../src/effects/Scheduler.ts"
 import { Engine, type CompletionDelta, type EngineConfig } from "../src/engine/Engine.ts"
 import { ExecutorError, type Executor } from "../src/engine/executor.ts"
 import { hashModelLogits, makeHashExecutor } from "../src/engine/hashExecutor.ts"
+import { Sampler } from "../src/sampling/sampler.ts"
+import { makeSamplingState } from "../src/sampling/samplingState.ts"
+import { argmax } from "../src/stages/sampler.ts"
+import type { StepPlan } from "../src/stages/stepPlan.ts"
 import { ByteLevelDetokenizer } from "../src/sampling/detokenizer.ts"
 import { decodeSamplingParamsSync, type SamplingParamsEncoded } from "../src/sampling/SamplingParams.ts"
 
@@ -240,24 +244,78 @@ describe("Engine", () => {
     }
   })
 
+  it("draws sampled rows where the executor samples on the device, with the host sampler's tokens", async () => {
+    // a stand-in for a GPU executor: it draws each row of plan.sampling from the parameters the
+    // plan carries alone, with the host's sampler, and hands back no logits unless asked
+    const inner = makeHashExecutor({ vocabSize: V, numBlocks: 64, blockSize: 4 })
+    const sampler = new Sampler(V)
+    const plans: StepPlan[] = []
+    const onDevice: Executor = {
+      ...inner,
+      samplesOnDevice: true,
+      execute: (plan) => {
+        plans.push(plan)
+        const logits = inner.forward(plan)
+        const R = plan.sampleRows.length
+        const ids = Int32Array.from({ length: R }, (_, r) => argmax(logits.subarray(r * V, (r + 1) * V)))
+        const rows = plan.sampling
+        const sampled = rows && Int32Array.from({ length: R }, (_, r) => {
+          const params = { ...decodeSamplingParamsSync({}), temperature: rows.temperature[r], topP: rows.topP[r], topK: rows.topK[r], minP: rows.minP[r] }
+          const state = { ...makeSamplingState(params, { promptTokenIds: [], eosTokenIds: [], seed: 0, sampleIndex: rows.sampleIndex[r] }), seedLo: rows.seedLo[r], seedHi: rows.seedHi[r] }
+          return sampler.sample(logits, r, state, rows.position[r])
+        })
+        return Effect.succeed({ argmax: ids, logits: plan.hostLogits === false ? undefined : logits.slice(), ...(sampled && { sampled }) })
+      },
+    }
+    const requests: Array<[number[], SamplingParamsEncoded]> = [
+      [[1, 2, 3], { temperature: 0.8, top_p: 0.9, top_k: 7, seed: 11, n: 2, max_tokens: 8, ignore_eos: true }],
+      [[4, 5], { temperature: 1.3, min_p: 0.05, seed: 12, max_tokens: 8, ignore_eos: true }],
+      [[6], { temperature: 0, max_tokens: 8, ignore_eos: true }],
+      [[7, 8], { temperature: 0.7, seed: 13, presence_penalty: 0.5, max_tokens: 8, ignore_eos: true }],
+    ]
+    const all = Effect.all(requests.map(([prompt, raw]) => collect(prompt, raw)), { concurrency: "unbounded" })
+    const device = await run(all, onDevice)
+    const host = await run(all)
+    device.forEach((deltas, i) => {
+      for (const index of [0, 1]) expect(tokensOf(deltas, index), `request ${i} sample ${index}`).toEqual(tokensOf(host[i], index))
+    })
+    expect(plans.some((plan) => plan.sampling !== undefined)).toBe(true)
+    // the penalised request needs the logits on the host whenever it is in the batch
+    expect(plans.filter((plan) => plan.sampling && plan.hostLogits).length).toBeGreaterThan(0)
+    // the rows not drawn on the device are asked for their argmax (temperature 0)
+    for (const plan of plans) if (plan.sampling) expect(plan.sampling.temperature.some((t) => t === 0) || plan.sampleRows.length === plan.sampling.temperature.length).toBe(true)
+  })
+
   it("an executor failure fails every stream in flight and frees their blocks", async () => {
     const inner = makeHashExecutor({ vocabSize: V, numBlocks: 64, blockSize: 4 })
     let steps = 0
     const failing: Executor = {
       ...inner,
-      execute: (plan) => (++steps === 3 ? Effect.fail(new ExecutorError({ message: "device lost" })) : inner.execute(plan)),
+      execute: (plan) => {
+        ++steps
+        if (steps === 3) return Effect.fail(new ExecutorError({ message: "device lost" }))
+        // a fault that surfaces as a throw (a CUDA error in a kernel call), not as a failure
+        if (steps === 6) throw new Error("illegal memory access")
+        return inner.execute(plan)
+      },
     }
-    const [outcomes, free] = await run(
+    const pair = Effect.all(
+      [collect([1, 2], { max_tokens: 20, ignore_eos: true }), collect([3, 4], { max_tokens: 20, ignore_eos: true })].map(Effect.either),
+      { concurrency: "unbounded" },
+    )
+    const [failed, thrown, after, free] = await run(
       Effect.gen(function* () {
-        const results = yield* Effect.all(
-          [collect([1, 2], { max_tokens: 20, ignore_eos: true }), collect([3, 4], { max_tokens: 20, ignore_eos: true })].map(Effect.either),
-          { concurrency: "unbounded" },
-        )
-        return [results, yield* drained] as const
+        const failed = yield* pair
+        const thrown = yield* pair
+        // the loop lives on: the next request is served
+        const after = yield* collect([5], { temperature: 0, max_tokens: 3, ignore_eos: true })
+        return [failed, thrown, after, yield* drained] as const
       }),
       failing,
     )
-    for (const o of outcomes) expect(Either.isLeft(o) && o.left._tag).toBe("EngineStepError")
+    for (const o of [...failed, ...thrown]) expect(Either.isLeft(o) && o.left._tag).toBe("EngineStepError")
+    expect(thrown.map((o) => Either.isLeft(o) && o.left.message)).toEqual(["executor: illegal memory access", "executor: illegal memory access"])
+    expect(tokensOf(after)).toEqual(greedyReference([5], 3))
     expect(free).toBe(64)
   })
 })

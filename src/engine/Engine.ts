@@ -137,9 +137,16 @@ const makeEngine = (config: EngineConfig) =>
       if (!core.hasUnfinishedRequests) return admit(yield* Queue.take(intake))
       const output = core.schedule()
       if (output.scheduled.length === 0) return yield* Effect.yieldNow()
-      // greedy rows take the executor's argmax; the logits leave the device only when a row needs them
-      const plan = processor.needsLogits(output) ? output.plan : { ...output.plan, hostLogits: false }
-      const step = yield* Effect.either(executor.execute(plan))
+      // greedy rows take the executor's argmax, sampled ones its draw where it can; the logits
+      // leave the device only when a row needs them
+      const plan = { ...output.plan, ...processor.stepNeeds(output, executor.samplesOnDevice === true) }
+      // a throw or defect inside the executor (a device fault surfacing in a kernel call) fails
+      // this step's requests like an ExecutorError does, instead of ending the loop
+      const step = yield* Effect.either(
+        Effect.suspend(() => executor.execute(plan)).pipe(
+          Effect.catchAllDefect((defect) => Effect.fail({ message: `executor: ${defect instanceof Error ? defect.message : String(defect)}` }))
+        )
+      )
       if (step._tag === "Left") return yield* failStep(step.left)
       const { sampledTokenIds, finished } = processor.processStep(output, step.right)
       // decodes compute one token each: the last sampled one, which is not a prompt token

@@ -9,6 +9,8 @@ export interface StepOutput {
   readonly argmax: Int32Array
   /** the logits, row-major [R, vocabSize], unless the plan said `hostLogits: false` */
   readonly logits: Float32Array | undefined
+  /** each row's token drawn on the device, for a plan with `sampling` on an executor that `samplesOnDevice` */
+  readonly sampled?: Int32Array
 }
 
 /** The step's logits, for a caller that asked for them (every plan does unless it says otherwise). */
@@ -26,6 +28,8 @@ export interface Executor {
   /** KV-cache blocks this executor holds (sized from the memory budget) */
   readonly numBlocks: number
   readonly blockSize: number
+  /** whether a plan's `sampling` is drawn on the device (StepOutput.sampled) */
+  readonly samplesOnDevice?: boolean
   /** runs the plan; argmax and logits of its `sampleRows` */
   execute(plan: StepPlan): Effect.Effect<StepOutput, ExecutorError>
   close(): Effect.Effect<void>

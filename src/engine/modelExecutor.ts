@@ -97,9 +97,9 @@ export const loadModelExecutor = async (dir: string, options: ModelExecutorOptio
   // the argmax is taken again from what they leave
   const plugins = options.plugins ?? []
   const forward = plugins.length ? andThen(rank, sequence("plugins", plugins)) : rank
-  const stepOutput = ({ argmax: ids, values, vocabSize: V }: Logits): StepOutput => {
+  const stepOutput = ({ argmax: ids, values, vocabSize: V, sampled }: Logits): StepOutput => {
     if (plugins.length && values) for (let r = 0; r < ids.length; r++) ids[r] = argmax(values.subarray(r * V, (r + 1) * V))
-    return { argmax: ids, logits: values }
+    return { argmax: ids, logits: values, ...(sampled && { sampled }) }
   }
   const workspace = new Workspace(provider.memory, dims, { maxTokens: maxNumBatchedTokens, maxSeqs: maxNumSeqs, maxBlocksPerSeq })
   const services = Context.make(Device, provider).pipe(
@@ -111,7 +111,7 @@ export const loadModelExecutor = async (dir: string, options: ModelExecutorOptio
       try: () => workspace.upload(plan),
       catch: (cause) => new ExecutorError({ message: String(cause instanceof Error ? cause.message : cause), cause })
     }).pipe(
-      Effect.zipRight(forward.run({ plan: plugins.length ? { ...plan, hostLogits: true } : plan, workspace } satisfies StepInput)),
+      Effect.zipRight(forward.run({ plan: plugins.length ? { ...plan, hostLogits: true, sampling: undefined } : plan, workspace } satisfies StepInput)),
       Effect.map(stepOutput),
       Effect.provide(services)
     )
@@ -128,6 +128,8 @@ export const loadModelExecutor = async (dir: string, options: ModelExecutorOptio
     vocabSize: config.vocabSize,
     numBlocks,
     blockSize,
+    // the processed logits of plugins exist on the host alone
+    samplesOnDevice: provider.sampler !== undefined && plugins.length === 0,
     maxModelLen,
     maxNumBatchedTokens,
     maxNumSeqs,

@@ -3,11 +3,12 @@ import type { Detokenizer } from "../sampling/detokenizer.ts"
 import { computeLogprobs, type TokenLogprobs } from "../sampling/logprobs.ts"
 import { Sampler } from "../sampling/sampler.ts"
 import type { SamplingParams } from "../sampling/SamplingParams.ts"
-import { argmaxSuffices, makeSamplingState, recordOutputToken, type SequenceSamplingState } from "../sampling/samplingState.ts"
+import { argmaxSuffices, logitsUnprocessed, makeSamplingState, recordOutputToken, type SequenceSamplingState } from "../sampling/samplingState.ts"
 import { StopChecker, type FinishReason } from "../sampling/stopChecker.ts"
 import type { RequestId } from "./request.ts"
 import { logitsOf, type StepOutput } from "./executor.ts"
 import type { SchedulerOutput } from "./scheduler.ts"
+import type { RowSampling } from "../stages/stepPlan.ts"
 
 /** What one step adds to one completion of a request (vLLM's CompletionOutput in delta mode). */
 export interface CompletionDelta {
@@ -98,12 +99,52 @@ export class OutputProcessor {
     this.requests.set(request.requestId, { request, sequenceIds, numUnfinished: sequenceIds.length })
   }
 
-  /** Whether any row of this step needs its logits on the host (sampling, penalties, logprobs). */
-  needsLogits(output: SchedulerOutput): boolean {
-    return output.sampled.some(({ requestId }) => {
+  /**
+   * What this step asks of the executor beyond each row's argmax: the logits on the host (for
+   * logprobs, penalties, logit bias, or sampling where the executor cannot), and the sampling
+   * parameters of the rows it draws on the device.
+   */
+  stepNeeds(output: SchedulerOutput, samplesOnDevice: boolean): { readonly hostLogits: boolean; readonly sampling?: RowSampling } {
+    let hostLogits = false
+    let onDevice = false
+    for (const { requestId } of output.sampled) {
       const seq = this.sequences.get(requestId)
-      return seq !== undefined && !seq.finished && (seq.request.params.logprobs !== undefined || !argmaxSuffices(seq.sampling))
+      if (seq === undefined || seq.finished) continue
+      const where = this.chooser(seq, samplesOnDevice)
+      hostLogits ||= where === "host" || seq.request.params.logprobs !== undefined
+      onDevice ||= where === "device"
+    }
+    return { hostLogits, ...(onDevice && { sampling: this.rowSampling(output) }) }
+  }
+
+  /** where a row's token comes from: the argmax, the device's draw, or the host sampler */
+  private chooser(seq: SequenceState, samplesOnDevice: boolean): "argmax" | "device" | "host" {
+    if (argmaxSuffices(seq.sampling)) return "argmax"
+    return samplesOnDevice && logitsUnprocessed(seq.sampling) ? "device" : "host"
+  }
+
+  /** every row's parameters; rows not drawn on the device get temperature 0 (their argmax, cheaply) */
+  private rowSampling(output: SchedulerOutput): RowSampling {
+    const R = output.sampled.length
+    const rows: RowSampling = {
+      temperature: new Float64Array(R), topP: new Float64Array(R).fill(1), topK: new Int32Array(R), minP: new Float64Array(R),
+      seedLo: new Uint32Array(R), seedHi: new Uint32Array(R), position: new Int32Array(R), sampleIndex: new Int32Array(R)
+    }
+    output.sampled.forEach((scheduled, r) => {
+      const seq = this.sequences.get(scheduled.requestId)
+      if (seq === undefined || seq.finished || this.chooser(seq, true) !== "device") return
+      const { params, seedLo, seedHi, sampleIndex } = seq.sampling
+      rows.temperature[r] = params.temperature
+      rows.topP[r] = params.topP
+      rows.topK[r] = params.topK
+      rows.minP[r] = params.minP
+      rows.seedLo[r] = seedLo
+      rows.seedHi[r] = seedHi
+      // the position of the token being sampled keys its random draw, as on the host
+      rows.position[r] = scheduled.numTokens
+      rows.sampleIndex[r] = sampleIndex
     })
+    return rows
   }
 
   /**
@@ -118,7 +159,11 @@ export class OutputProcessor {
       const seq = this.sequences.get(scheduled.requestId)
       if (seq === undefined || seq.finished) continue
       // the position of the token being sampled keys its random draw: same in any batch
-      const tokenId = argmaxSuffices(seq.sampling) ? step.argmax[row] : this.sampler.sample(logitsOf(step), row, seq.sampling, scheduled.numTokens)
+      const where = this.chooser(seq, step.sampled !== undefined)
+      const tokenId =
+        where === "argmax" ? step.argmax[row]
+        : where === "device" ? step.sampled![row]
+        : this.sampler.sample(logitsOf(step), row, seq.sampling, scheduled.numTokens)
       sampledTokenIds[row] = tokenId
       recordOutputToken(seq.sampling, tokenId)
       const verdict = seq.stop.append(tokenId)

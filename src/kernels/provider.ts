@@ -1,4 +1,5 @@
 import type { DType, Kernels } from "./catalog.ts"
+import type { RowSampling } from "../stages/stepPlan.ts"
 
 /**
  * Memory of a kernel provider. Pointers are byte offsets (WASM linear memory) or device
@@ -31,10 +32,17 @@ export interface DeviceMemory {
   writeBf16Bits?(ptr: number, bits: Uint16Array): void
 }
 
+/** Sampling where the logits are (the CUDA provider), with the CPU sampler's semantics. */
+export interface DeviceSampler {
+  /** the token of each of `rows` logits rows (`float`, `[rows, vocab]` at `logits`) */
+  sample(logits: number, rows: number, vocab: number, params: RowSampling): Int32Array
+}
+
 export interface KernelProvider {
   readonly name: "wasm" | "cuda"
   readonly kernels: Kernels
   readonly memory: DeviceMemory
+  readonly sampler?: DeviceSampler
   /** threads (CPU) or streams (GPU) the kernels are spread over */
   readonly parallelism: number
   close(): void

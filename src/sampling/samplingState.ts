@@ -60,17 +60,19 @@ export const makeSamplingState = (params: SamplingParams, options: SamplingState
 }
 
 /**
- * Whether the next token is simply the argmax of the raw logits: greedy, and nothing changes
- * the logits first (no logit bias, no penalty, no min_tokens mask still on). The executor's
- * own argmax is then the token, and the logits need not leave the device.
+ * Whether the next token is drawn from the raw logits: nothing changes them first (no logit
+ * bias, no penalty, no min_tokens mask still on). Then the executor can choose it where the
+ * logits are, with the same result.
  */
-export const argmaxSuffices = (s: SequenceSamplingState): boolean =>
-  s.greedy &&
+export const logitsUnprocessed = (s: SequenceSamplingState): boolean =>
   s.logitBiasIds.length === 0 &&
   s.seenTokens === null &&
   s.params.frequencyPenalty === 0 &&
   s.params.presencePenalty === 0 &&
   (s.numOutputTokens >= s.params.minTokens || s.stopTokenIds.length === 0)
+
+/** Whether the next token is simply the argmax of the raw logits: the executor's own argmax. */
+export const argmaxSuffices = (s: SequenceSamplingState): boolean => s.greedy && logitsUnprocessed(s)
 
 /** Records a sampled token so the next step's penalties and min_tokens see it. */
 export const recordOutputToken = (state: SequenceSamplingState, tokenId: number): void => {

@@ -27,6 +27,8 @@ export interface Logits {
   readonly argmax: Int32Array
   readonly values: Float32Array | undefined
   readonly vocabSize: number
+  /** each row's token drawn on the device, when the plan carries `sampling` and the provider can */
+  readonly sampled?: Int32Array
 }
 
 /** The logits on the host, for a stage that must read them (logits processors, samplers). */

@@ -13,7 +13,8 @@ import { stage } from "./stage.ts"
 export const lmHead = (head: VocabShard, hidden: number, fullVocab: number) =>
   stage("lm_head", ({ plan, workspace: ws, rows }: SampleRows) =>
     Effect.gen(function* () {
-      const { kernels, memory } = yield* Device
+      const device = yield* Device
+      const { kernels, memory } = device
       const communicator = yield* Communicator
       const shardVocab = head.vocabEnd - head.vocabStart
       kernels.matmul(ws.logitsShard, ws.rowsNormed, head.weight, rows, shardVocab, hidden)
@@ -23,6 +24,7 @@ export const lmHead = (head: VocabShard, hidden: number, fullVocab: number) =>
       memory.read(ws.argmax, argmax)
       const values = plan.hostLogits === false ? undefined : ws.hostLogits.subarray(0, rows * fullVocab)
       if (values) memory.read(ws.logits, values)
-      return { plan, argmax, values, vocabSize: fullVocab } satisfies Logits
+      const sampled = plan.sampling && device.sampler?.sample(ws.logits, rows, fullVocab, plan.sampling)
+      return { plan, argmax, values, vocabSize: fullVocab, ...(sampled && { sampled }) } satisfies Logits
     })
   )

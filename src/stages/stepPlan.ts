@@ -13,6 +13,24 @@ export interface ScheduledSeq {
   readonly sample: boolean
 }
 
+/**
+ * Sampling parameters of each sample row, for a provider that samples on the device
+ * (src/sampling/sampler.ts's semantics: greedy below temperature 1e-5, else temperature ->
+ * min-p -> top-k -> top-p -> one Philox draw keyed by seed, position and sample index).
+ */
+export interface RowSampling {
+  readonly temperature: Float64Array
+  readonly topP: Float64Array
+  /** <= 0: off */
+  readonly topK: Int32Array
+  readonly minP: Float64Array
+  readonly seedLo: Uint32Array
+  readonly seedHi: Uint32Array
+  /** the position of the token being sampled */
+  readonly position: Int32Array
+  readonly sampleIndex: Int32Array
+}
+
 export interface StepPlan {
   readonly seqs: ReadonlyArray<ScheduledSeq>
   /** [T] token ids, sequences back to back in `seqs` order */
@@ -34,4 +52,6 @@ export interface StepPlan {
    * device, so it copies R ids instead of R x vocabulary floats.
    */
   readonly hostLogits?: boolean
+  /** when set, a provider that samples on the device draws every sample row's token there */
+  readonly sampling?: RowSampling
 }

@@ -164,13 +164,14 @@ export const cudaDecodeRunner =
       }
       const wantLogits = plan.hostLogits !== false
       if (wantLogits) memory.readAsync(logitsBuffer.ptr, ws.logits, T * V)
+      const sampled = plan.sampling && provider.sampler.sample(ws.logits, T, V, plan.sampling)
       if (runner.timing) {
         provider.events.record(end)
         stats.deviceMs += provider.events.elapsed(start, end)
         stats.steps++
       }
       provider.synchronize()
-      return { argmax: argmax.subarray(0, T), logits: wantLogits ? logits.subarray(0, T * V) : undefined }
+      return { argmax: argmax.subarray(0, T), logits: wantLogits ? logits.subarray(0, T * V) : undefined, ...(sampled && { sampled }) }
     }
 
     const runner: DecodeRunner = {

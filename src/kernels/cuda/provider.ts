@@ -17,8 +17,10 @@ import { CudaError } from "../../../ffi/errors.ts"
 import { kernelNames, kernelSymbol } from "../../../ffi/kernels.ts"
 import { openLibrary, type NativeLibrary } from "../../../ffi/library.ts"
 import type { KernelName, Kernels } from "../catalog.ts"
-import type { KernelProvider } from "../provider.ts"
+import type { DeviceSampler, KernelProvider } from "../provider.ts"
 import { CudaMemory, devicePointer } from "./memory.ts"
+import { openSampler } from "../../../ffi/sampling.ts"
+import { cudaRowSampler } from "./rowSampler.ts"
 
 export interface CudaKernelProvider extends KernelProvider {
   readonly name: "cuda"
@@ -32,6 +34,7 @@ export interface CudaKernelProvider extends KernelProvider {
   memoryInfo(): { readonly freeBytes: number; readonly totalBytes: number }
   readonly graphs: CudaGraphs
   readonly events: CudaEvents
+  readonly sampler: DeviceSampler
 }
 
 /** CUDA graphs of the context's stream; a graph is an opaque handle (number) */
@@ -99,19 +102,23 @@ export async function createCudaProvider(options: CudaProviderOptions = {}): Pro
     destroy: (event) => native.check("tsr_event_destroy", symbols.tsr_event_destroy(ctx, devicePointer(event)))
   }
 
+  const synchronize = () => {
+    if (closed) throw closedError("synchronize")
+    native.check("tsr_synchronize", symbols.tsr_synchronize(ctx))
+  }
+  const sampler = cudaRowSampler(openSampler(native.path), memory, ctx, synchronize)
+
   return {
     name: "cuda",
     graphs,
     events,
+    sampler,
     kernels: kernels as unknown as Kernels,
     memory,
     parallelism: 1,
     device,
     libraryPath: native.path,
-    synchronize: () => {
-      if (closed) throw closedError("synchronize")
-      native.check("tsr_synchronize", symbols.tsr_synchronize(ctx))
-    },
+    synchronize,
     memoryInfo: () => {
       if (closed) throw closedError("memoryInfo")
       const sizes = new BigUint64Array(2)
@@ -123,6 +130,7 @@ export async function createCudaProvider(options: CudaProviderOptions = {}): Pro
       closed = true
       // the context goes even when freeing fails (a sticky CUDA error fails every call after it)
       try {
+        sampler.release()
         memory.releaseAll()
       } finally {
         native.check("tsr_context_destroy", symbols.tsr_context_destroy(ctx))

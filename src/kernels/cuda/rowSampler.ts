@@ -1,0 +1,72 @@
+/**
+ * Sampling on the GPU for the CUDA provider: tsr_sample_rows_bf16 (cuda/sampler.cu, the CPU
+ * sampler ported operation for operation) over the model's bf16 logits where lm_head left
+ * them, so a sampled step copies back one id per row instead of its logits.
+ *
+ * The rows' parameters go up in one copy from a pinned block laid out as the device's
+ * (f64 temperature, top-p, min-p; i32 top-k, seed words, position, sample index), and the
+ * tokens come back into the same pinned block. Both grow with the largest batch seen.
+ */
+import type { Pointer } from "bun:ffi"
+import type { NativeSampler } from "../../../ffi/sampling.ts"
+import type { DeviceSampler } from "../provider.ts"
+import type { CudaMemory, PinnedBuffer } from "./memory.ts"
+
+/** bytes per row: three f64 parameters, five 32-bit ones, and the token */
+const rowBytes = 3 * 8 + 5 * 4 + 4
+
+export const cudaRowSampler = (native: NativeSampler, memory: CudaMemory, ctx: Pointer, synchronize: () => void): DeviceSampler & { release(): void } => {
+  let capacity = 0
+  let pinned: PinnedBuffer | undefined
+  let device = 0
+
+  /** offsets of each array in a block of `capacity` rows; f64 arrays first, so all stay aligned */
+  const layout = (R: number) => ({
+    temperature: 0, topP: 8 * R, minP: 16 * R,
+    topK: 24 * R, seedLo: 28 * R, seedHi: 32 * R, position: 36 * R, sampleIndex: 40 * R, tokens: 44 * R
+  })
+
+  const ensure = (rows: number) => {
+    if (rows <= capacity) return
+    release()
+    capacity = Math.max(rows, 2 * capacity, 64)
+    pinned = memory.allocPinned(capacity * rowBytes)
+    device = memory.alloc(capacity * rowBytes)
+  }
+
+  const release = () => {
+    if (pinned) memory.freePinned(pinned)
+    if (device) memory.free(device)
+    pinned = undefined
+    device = 0
+    capacity = 0
+  }
+
+  return {
+    sample: (logits, rows, vocab, params) => {
+      if (rows === 0) return new Int32Array(0)
+      ensure(rows)
+      const at = layout(capacity)
+      const buffer = pinned!.buffer
+      new Float64Array(buffer, at.temperature, rows).set(params.temperature.subarray(0, rows))
+      new Float64Array(buffer, at.topP, rows).set(params.topP.subarray(0, rows))
+      new Float64Array(buffer, at.minP, rows).set(params.minP.subarray(0, rows))
+      new Int32Array(buffer, at.topK, rows).set(params.topK.subarray(0, rows))
+      new Uint32Array(buffer, at.seedLo, rows).set(params.seedLo.subarray(0, rows))
+      new Uint32Array(buffer, at.seedHi, rows).set(params.seedHi.subarray(0, rows))
+      new Int32Array(buffer, at.position, rows).set(params.position.subarray(0, rows))
+      new Int32Array(buffer, at.sampleIndex, rows).set(params.sampleIndex.subarray(0, rows))
+      memory.writeAsync(device, pinned!.ptr, at.tokens)
+      native.sampleRowsBf16(ctx, {
+        logits, rows, vocab,
+        temperature: device + at.temperature, topP: device + at.topP, topK: device + at.topK, minP: device + at.minP,
+        seedLo: device + at.seedLo, seedHi: device + at.seedHi, position: device + at.position, sampleIndex: device + at.sampleIndex,
+        outTokens: device + at.tokens
+      })
+      memory.readBytesAsync(pinned!.ptr + at.tokens, device + at.tokens, 4 * rows)
+      synchronize()
+      return new Int32Array(buffer, at.tokens, rows).slice()
+    },
+    release
+  }
+}
