@@ -1,22 +1,25 @@
-// What the decode and prefill attention kernels share: the tile of keys in shared memory,
-// the online softmax of one query row, and which kernel owns which query token.
+// What the attention kernels share: which kernel owns which query token, and the CUDA-core
+// path (the tile of keys in shared memory, the online softmax of one query row).
 //
-// A query row is one (token, query head). A warp carries up to kRowsPerWarp rows through the
-// keys of their sequence, a tile of kTileKeys keys at a time; the block loads each tile into
-// shared memory once for all its rows. Lane l owns dimensions l, l + 32, ... of the row's q
-// and output. The softmax is online (FlashAttention): a running max and sum per row, the
-// output rescaled when the max grows, so scores are never stored. Scores are in base 2 (q is
-// pre-scaled by scale * log2(e)), so each exponential is one exp2f.
+// Two paths compute the same thing. Head dimensions that are multiples of 16 run on the tensor
+// cores (attention_mma.cuh: mma.sync tiles, cp.async pipelines); every other head dimension
+// (1..256) runs on the CUDA cores, with the row machinery below. Both split the query tokens
+// between a prefill and a decode kernel by prefill_owns, so a mixed batch needs no host plan.
 //
-// Correctness first: scores and P.V run on the CUDA cores, one reduction per key. Tensor-core
-// tiles (mma / wgmma) and splitting long contexts over blocks (flash-decoding) come next.
+// CUDA-core path: a query row is one (token, query head). A warp carries up to kRowsPerWarp
+// rows through the keys of their sequence, a tile of kTileKeys keys at a time; the block loads
+// each tile into shared memory once for all its rows. Lane l owns dimensions l, l + 32, ... of
+// the row's q and output. The softmax is online (FlashAttention): a running max and sum per
+// row, the output rescaled when the max grows, so scores are never stored. Scores are in base
+// 2 (q is pre-scaled by scale * log2(e)), so each exponential is one exp2f.
 #pragma once
 
 #include "common.cuh"
 
 namespace tsr::attention {
 
-constexpr int kWarps = 4;             // warps per block, in both kernels
+constexpr int kWarps = 4;             // warps per block, in every attention kernel
+constexpr int kThreads = kWarps * 32;
 constexpr int kTileKeys = 32;         // keys per shared-memory tile
 constexpr int kRowsPerWarp = 4;       // query rows a warp carries
 constexpr int kPrefillTokens = kWarps * kRowsPerWarp;  // query tokens of a prefill tile: one row each

@@ -3,68 +3,38 @@
 //
 // One block per (token, kv head, chunk of up to 16 query heads of its GQA group): the query
 // heads that share a kv head share every K/V tile the block reads, so a decode step reads each
-// sequence's cache once per kv head, not once per query head.
+// sequence's cache once per kv head, not once per query head. Decode streams the cache: what
+// matters is keeping enough of it in flight.
+//
+// Tensor cores (decode_mma_kernel, head dimensions that are multiples of 16): the chunk's
+// query heads are the 16 rows of an mma tile (zero rows past the group); K/V tiles of 64 keys
+// stream through a 3-stage cp.async pipeline (2 at D > 128, for shared memory), each warp
+// takes 16 keys of every tile with its own online softmax, and the block merges its 4 warps'
+// rows at the end. CUDA cores (decode_split_kernel): any other head dimension.
+//
+// Flash-decoding: when the blocks are too few to fill the GPU (small batches), each one's keys
+// are split over `splits` blocks, each taking a contiguous run of key tiles and writing its
+// rows' unnormalised output, max and sum (f32) to `part`; combine_kernel then merges the splits
+// of each row. With splits = 1 a kernel stores the normalised output itself. The split count
+// depends on T alone, so a captured graph stays valid for any positions.
 #pragma once
 
 #include "attention_common.cuh"
+#include "attention_mma.cuh"
 
 namespace tsr::attention {
+
+constexpr int kMaxSplits = 16;
+constexpr int kDecodeHeads = 16;  // query heads of a decode block: one mma tile, 16 CUDA-core rows
 
 // ---- kernels ----
 
 template <int DPL>
-__global__ void __launch_bounds__(kWarps * 32) decode_kernel(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache,
-                                                              const int* query_to_seq, const int* positions, const int* block_tables,
-                                                              int T, int Hq, int Hkv, int D, int q_stride, int max_blocks,
-                                                              int block_size, float scale_log2) {
-  const int t = blockIdx.x;
-  if (prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
-  extern __shared__ __align__(16) unsigned char shared[];
-  bf16* sK = reinterpret_cast<bf16*>(shared);
-  bf16* sV = sK + kTileKeys * D;
-
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int g = blockIdx.y;
-  const int group = Hq / Hkv;
-  const int first_head = g * group + blockIdx.z * kWarps * kRowsPerWarp;
-  const int end_head = min((g + 1) * group, first_head + kWarps * kRowsPerWarp);
-  // a position past the block table would read someone else's blocks: clamp to the table
-  const int last = min(positions[t], max_blocks * block_size - 1);
-  const int* table = block_tables + (size_t)query_to_seq[t] * max_blocks;
-
-  Row<DPL> rows[kRowsPerWarp];
-#pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r) {
-    const int h = first_head + warp + r * kWarps;
-    const bool valid = h < end_head;
-    start_row(rows[r], q + (size_t)t * q_stride + (size_t)(valid ? h : 0) * D, D, scale_log2, valid ? last : -1, lane);
-  }
-  for (int j0 = 0; j0 <= last; j0 += kTileKeys) {
-    __syncthreads();  // every warp is done with the previous tile
-    load_tile(sK, sV, k_cache, v_cache, table, j0, last + 1, block_size, Hkv, g, D);
-    __syncthreads();
-#pragma unroll
-    for (int r = 0; r < kRowsPerWarp; ++r) attend_tile(rows[r], sK, sV, j0, D, lane);
-  }
-#pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r) {
-    const int h = first_head + warp + r * kWarps;
-    if (h < end_head) store_row(rows[r], out + ((size_t)t * Hq + h) * D, D, lane);
-  }
-}
-
-// Flash-decoding: when the (token, kv head, head chunk) blocks are too few to fill the GPU
-// (small batches), each is split over `splits` blocks, each taking a contiguous run of key
-// tiles and writing its rows' unnormalised output, max and sum (f32) to `part`; combine_kernel
-// then merges the splits of each row. The split count depends on T alone, so a captured graph
-// stays valid for any positions.
-constexpr int kMaxSplits = 16;
-
-template <int DPL>
-__global__ void __launch_bounds__(kWarps * 32) decode_split_kernel(float* part, const bf16* q, const bf16* k_cache, const bf16* v_cache,
-                                                                    const int* query_to_seq, const int* positions, const int* block_tables,
-                                                                    int T, int Hq, int Hkv, int D, int q_stride, int max_blocks,
-                                                                    int block_size, float scale_log2, int splits) {
+__global__ void __launch_bounds__(kThreads) decode_split_kernel(bf16* out, float* part, const bf16* q, const bf16* k_cache,
+                                                                const bf16* v_cache, const int* query_to_seq, const int* positions,
+                                                                const int* block_tables, int T, int Hq, int Hkv, int D, int q_stride,
+                                                                int max_blocks, int block_size, float scale_log2, int splits) {
+  static_assert(kWarps * kRowsPerWarp == kDecodeHeads, "a warp's rows are heads of the chunk");
   const int t = blockIdx.x;
   if (prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
   extern __shared__ __align__(16) unsigned char shared[];
@@ -75,8 +45,9 @@ __global__ void __launch_bounds__(kWarps * 32) decode_split_kernel(float* part, 
   const int g = blockIdx.y;
   const int chunk = blockIdx.z / splits, split = blockIdx.z % splits;
   const int group = Hq / Hkv;
-  const int first_head = g * group + chunk * kWarps * kRowsPerWarp;
-  const int end_head = min((g + 1) * group, first_head + kWarps * kRowsPerWarp);
+  const int first_head = g * group + chunk * kDecodeHeads;
+  const int end_head = min((g + 1) * group, first_head + kDecodeHeads);
+  // a position past the block table would read someone else's blocks: clamp to the table
   const int last = min(positions[t], max_blocks * block_size - 1);
   const int* table = block_tables + (size_t)query_to_seq[t] * max_blocks;
   // this split's key tiles: a contiguous, tile-aligned run of [0, last]
@@ -92,7 +63,7 @@ __global__ void __launch_bounds__(kWarps * 32) decode_split_kernel(float* part, 
     start_row(rows[r], q + (size_t)t * q_stride + (size_t)(valid ? h : 0) * D, D, scale_log2, valid ? last : -1, lane);
   }
   for (int j0 = j_begin; j0 < j_end; j0 += kTileKeys) {
-    __syncthreads();
+    __syncthreads();  // every warp is done with the previous tile
     load_tile(sK, sV, k_cache, v_cache, table, j0, last + 1, block_size, Hkv, g, D);
     __syncthreads();
 #pragma unroll
@@ -103,6 +74,10 @@ __global__ void __launch_bounds__(kWarps * 32) decode_split_kernel(float* part, 
   for (int r = 0; r < kRowsPerWarp; ++r) {
     const int h = first_head + warp + r * kWarps;
     if (h >= end_head) continue;
+    if (splits == 1) {
+      store_row(rows[r], out + ((size_t)t * Hq + h) * D, D, lane);
+      continue;
+    }
     const size_t row = ((size_t)t * Hq + h) * splits + split;
 #pragma unroll
     for (int i = 0; i < DPL; ++i) {
@@ -112,6 +87,117 @@ __global__ void __launch_bounds__(kWarps * 32) decode_split_kernel(float* part, 
     if (lane == 0) {
       stats[2 * row] = rows[r].max;
       stats[2 * row + 1] = rows[r].sum;
+    }
+  }
+}
+
+// Tensor-core decode shapes: 64-key tiles, 16 keys per warp.
+template <int DMAX>
+struct DecodeShape {
+  static constexpr int kKeys = kWarps * mma::kRows;
+  static constexpr int kStages = DMAX <= 128 ? 3 : 2;
+  static constexpr bool kQInRegisters = DMAX <= 128;
+  using Pipeline = mma::KvPipeline<kKeys, DMAX, kStages>;
+
+  // the stages, then the chunk's 16 query rows; the warps' partial rows reuse the stages
+  static size_t shared_bytes(int D) {
+    const int pitch = mma::pitch_bytes(D);
+    return (size_t)Pipeline::bytes(pitch) + (size_t)mma::kRows * pitch;
+  }
+  static_assert(kWarps * mma::kRows * 2 <= kStages * 2 * kKeys, "f32 partial rows fit in the stages");
+};
+
+template <int DMAX>
+__global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, float* part, const bf16* q, const bf16* k_cache, const bf16* v_cache,
+                                                              const int* query_to_seq, const int* positions, const int* block_tables, int T,
+                                                              int Hq, int Hkv, int D, int q_stride, int max_blocks, int block_size,
+                                                              float scale_log2, int splits) {
+  using Shape = DecodeShape<DMAX>;
+  using Pipeline = typename Shape::Pipeline;
+  constexpr int kKeys = Shape::kKeys;
+  const int t = blockIdx.x;
+  if (prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = blockIdx.y;
+  const int chunk = blockIdx.z / splits, split = blockIdx.z % splits;
+  const int group = Hq / Hkv;
+  const int first_head = g * group + chunk * kDecodeHeads;
+  const int heads = min(kDecodeHeads, group - chunk * kDecodeHeads);
+  const int last = min(positions[t], max_blocks * block_size - 1);
+  const int* table = block_tables + (size_t)query_to_seq[t] * max_blocks;
+  // this split's key tiles: a contiguous run of [0, last]'s tiles
+  const int n_tiles = last >= 0 ? last / kKeys + 1 : 0;
+  const int per = (n_tiles + splits - 1) / splits;
+  const int begin = min(split * per, n_tiles), end = min(begin + per, n_tiles);
+
+  extern __shared__ __align__(16) unsigned char shared[];
+  const int pitch = mma::pitch_bytes(D);
+  const uint32_t stages = mma::shared_address(shared);
+  const uint32_t sQ = stages + Pipeline::bytes(pitch);
+  mma::load_rows(sQ, pitch, mma::kRows, D, q, [&](int r) -> const bf16* {
+    return r < heads ? q + (size_t)t * q_stride + (size_t)(first_head + r) * D : nullptr;
+  });
+  Pipeline pipeline{mma::KvTileLoader<kKeys, DMAX>(k_cache, v_cache, table, block_size, Hkv, g, D, last + 1), stages, pitch};
+  pipeline.prologue(begin, end);
+  mma::cp_async_wait<Shape::kStages - 1>();  // Q's group, the oldest
+  __syncthreads();
+
+  mma::WarpRows<DMAX, mma::kRows / 8, Shape::kQInRegisters> rows;
+  rows.start();
+  rows.load_q(sQ, pitch, D);
+  const int key0 = warp * mma::kRows;  // this warp's keys of every tile
+  pipeline.run(begin, end, [&](uint32_t sK, uint32_t sV, int j0) {
+    if (j0 + key0 <= last) {
+      rows.template attend<true>(sQ, sK, sV, pitch, D, key0, j0, last, last, j0 + key0 + mma::kRows - 1 > last, scale_log2);
+    }
+  });
+  rows.finish();
+
+  // merge the 4 warps' rows: out = sum_w o_w 2^(max_w - M) / sum_w sum_w 2^(max_w - M)
+  __syncthreads();  // every warp is done with the stages
+  const int partial_pitch = D + 8;  // floats: a float2 store of the 8 rows of a quad column hits 8 bank pairs
+  float* partial = reinterpret_cast<float*>(shared);  // [kWarps][16][partial_pitch]
+  __shared__ float row_max[kWarps][mma::kRows], row_sum[kWarps][mma::kRows];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = lane / 4 + 8 * r;
+    float* dst = partial + (warp * mma::kRows + row) * partial_pitch + 2 * (lane % 4);
+#pragma unroll
+    for (int i = 0; i < DMAX / 8; ++i) {
+      if (i * 8 >= D) break;
+      *reinterpret_cast<float2*>(dst + i * 8) = make_float2(rows.o[i][2 * r], rows.o[i][2 * r + 1]);
+    }
+    if (lane % 4 == 0) {
+      row_max[warp][row] = rows.max[r];
+      row_sum[warp][row] = rows.sum[r];
+    }
+  }
+  __syncthreads();
+  float* stats = part + (size_t)T * Hq * splits * D;
+  for (int e = threadIdx.x; e < heads * D; e += kThreads) {
+    const int r = e / D, d = e % D;
+    float m = -kInfinity;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) m = fmaxf(m, row_max[w][r]);
+    const float base = m == -kInfinity ? 0.f : m;  // no key at all: every weight 2^-inf = 0
+    float total = 0.f, acc = 0.f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      const float weight = mma::fast_exp2(row_max[w][r] - base);
+      total += row_sum[w][r] * weight;
+      acc += partial[(w * mma::kRows + r) * partial_pitch + d] * weight;
+    }
+    const size_t row = (size_t)t * Hq + first_head + r;
+    if (splits == 1) {
+      out[row * D + d] = round_bf16(total > 0.f ? acc / total : 0.f);
+    } else {
+      const size_t split_row = row * splits + split;
+      part[split_row * D + d] = acc;
+      if (d == 0) {
+        stats[2 * split_row] = m;
+        stats[2 * split_row + 1] = total;
+      }
     }
   }
 }
@@ -147,23 +233,39 @@ inline int decode_splits(int T, int Hq, int Hkv, int D, int chunks, size_t scrat
 
 // ---- launchers ----
 
+// scratch: the flash-decoding partials (null: no split); target_blocks: the blocks that fill
+// the GPU, for the split count
 template <int DPL>
 cudaError_t decode(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, const int* query_to_seq, const int* positions,
                    const int* block_tables, int T, int Hq, int Hkv, int D, int q_stride, int max_blocks, int block_size,
                    float scale_log2, float* scratch, size_t scratch_floats, int target_blocks, cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
   const int group = Hq / Hkv;
-  const int chunks = (group + kWarps * kRowsPerWarp - 1) / (kWarps * kRowsPerWarp);
+  const int chunks = (group + kDecodeHeads - 1) / kDecodeHeads;
   const int splits = scratch == nullptr ? 1 : decode_splits(T, Hq, Hkv, D, chunks, scratch_floats, target_blocks);
-  if (splits > 1) {
-    decode_split_kernel<DPL><<<dim3(T, Hkv, chunks * splits), kWarps * 32, tile_bytes(D), stream>>>(
-        scratch, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride, max_blocks, block_size, scale_log2,
-        splits);
-    combine_kernel<<<dim3(T, Hq), 32, 0, stream>>>(out, scratch, query_to_seq, T, Hq, D, splits);
-    return cudaGetLastError();
-  }
-  decode_kernel<DPL><<<dim3(T, Hkv, chunks), kWarps * 32, tile_bytes(D), stream>>>(
-      out, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride, max_blocks, block_size, scale_log2);
+  decode_split_kernel<DPL><<<dim3(T, Hkv, chunks * splits), kThreads, tile_bytes(D), stream>>>(
+      out, scratch, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride, max_blocks, block_size,
+      scale_log2, splits);
+  if (splits > 1) combine_kernel<<<dim3(T, Hq), 32, 0, stream>>>(out, scratch, query_to_seq, T, Hq, D, splits);
+  return cudaGetLastError();
+}
+
+template <int DMAX>
+cudaError_t decode_mma(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, const int* query_to_seq, const int* positions,
+                       const int* block_tables, int T, int Hq, int Hkv, int D, int q_stride, int max_blocks, int block_size,
+                       float scale_log2, float* scratch, size_t scratch_floats, int target_blocks, cudaStream_t stream) {
+  if (T == 0) return cudaSuccess;
+  const int group = Hq / Hkv;
+  const int chunks = (group + kDecodeHeads - 1) / kDecodeHeads;
+  const int splits = scratch == nullptr ? 1 : decode_splits(T, Hq, Hkv, D, chunks, scratch_floats, target_blocks);
+  const size_t shared = DecodeShape<DMAX>::shared_bytes(D);
+  auto* kernel = decode_mma_kernel<DMAX>;
+  // over 48 KiB of dynamic shared memory needs an opt-in (set at every launch: per device)
+  if (cudaError_t error = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared)) return error;
+  kernel<<<dim3(T, Hkv, chunks * splits), kThreads, shared, stream>>>(out, scratch, q, k_cache, v_cache, query_to_seq, positions,
+                                                                      block_tables, T, Hq, Hkv, D, q_stride, max_blocks, block_size,
+                                                                      scale_log2, splits);
+  if (splits > 1) combine_kernel<<<dim3(T, Hq), 32, 0, stream>>>(out, scratch, query_to_seq, T, Hq, D, splits);
   return cudaGetLastError();
 }
 

@@ -1,0 +1,320 @@
+// Skinny GEMM for decode: out[M,N] = x[M,K] @ w[N,K]^T for a few rows of x (M <= kGemvMaxRows).
+//
+// At decode sizes a linear layer is a stream over its weights (each weight is used M times), so
+// its time is the time to read w from HBM once. cuBLAS's tiles are built for large M and leave
+// bandwidth unused at M = 1 (68% of the copy bandwidth on H100 for 4096 x 4096, bench/results).
+// This kernel is built around the stream:
+//
+// - w is read once, in 16-byte loads that skip L1 (ld.global.nc.L1::no_allocate: nothing reads a
+//   weight twice), 8 KB per warp in flight, issued a stage ahead of the math; persistent blocks
+//   (one per SM) carry that stream from one block of rows to the next without draining it.
+// - x is staged in shared memory with cp.async: once per block when it fits, else in two
+//   alternating tiles along K.
+// - The products run on tensor cores (mma.sync m16n8k16, bf16 in, f32 accumulate) with the
+//   weights as the 16-row A operand and x as the 8-column B operand ("swap AB"): one mma covers
+//   up to 8 rows of x, so M = 1..8 all cost what M = 1 does. On CUDA cores, M = 8 would need
+//   ~40% of the SM's f32 FMA rate plus the bf16 unpacking just to keep pace with HBM.
+// - Each thread loads 8 consecutive k of a weight row in one 16-byte load. The k order inside an
+//   mma does not matter to a sum, so the thread puts its 8 values in the 4 + 4 fragment slots it
+//   owns in two mmas and reads x at the same 8 k: no shuffles, no ldmatrix.
+//
+// Determinism and batch invariance. The sum for out[m, n] is a fixed sequence that depends on K
+// alone: warp s of a 16-row tile's kKSplit warps takes the k-stages s, s + kKSplit, ..., one mma
+// after another in k order; the splits' partial sums are then added in split order through shared
+// memory (no atomics). A tensor-core mma computes each output column from that column's operands
+// only, so row m of the result is the same bits whatever the other rows of x hold and whatever M
+// is (1..16), and the vector and scalar load paths give the same bits too.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "common.cuh"
+
+namespace tsr {
+
+// the most rows of x one launch takes: two 8-column mma tiles
+constexpr int kGemvMaxRows = 16;
+
+namespace gemv {
+
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+// Warps that share one 16-row tile, each taking every kKSplit-th stage of K; their partial sums
+// are added in a fixed order. Part of the reduction order, as kStageSteps is: changing either
+// changes the bits (but never between values of M).
+constexpr int kKSplit = 4;
+constexpr int kRowsPerTile = 16;                                  // the mma's M
+constexpr int kRowsPerBlock = kRowsPerTile * (kWarps / kKSplit);  // 32: a row block
+constexpr int kChunk = 8;                                         // bf16 per 16-byte load
+constexpr int kStepK = 32;                                        // k per step: 4 threads x 8
+// k32 steps per stage. A warp's loads for one stage, 16 rows x 512 bytes (four whole 128-byte
+// lines per row), are in flight together, and the next stage's are issued before this one's mmas:
+// 8 KB per warp, 64 KB per SM. Little's law wants about 3 TB/s x ~1 us = 3 MB in flight, 23 KB
+// per SM, so a 4096-row layer (128 row blocks: 128 SMs busy) still has ~2.7x that.
+constexpr int kStageSteps = 8;
+constexpr int kStageK = kStepK * kStageSteps;                     // 256
+constexpr int kRoundK = kStageK * kKSplit;                        // 1024: one stage of every split
+constexpr int kRoundChunks = kRoundK / kChunk;                    // 128
+// The two stage buffers are 128 registers a thread (~180 in all), so one block of 8 warps fits an
+// SM: the grid is persistent, one block per SM, each keeping its stream going from one row block
+// to the next (a fresh block would start with nothing in flight).
+constexpr int kBlocksPerSm = 1;
+// a row of x in shared memory is padded by 64 bytes so that the two rows one quarter-warp reads
+// (4 threads per row, 16 bytes each) fall in different banks
+constexpr int kRowPadChunks = 4;
+// Dynamic shared memory for x (one block per SM leaves the SM's 228 KB to it): up to this much
+// holds all of K in one tile (M = 8: K <= 11264), staged once per block; past it, two tiles of up
+// to half of it alternate, refilled for each row block.
+constexpr int kMaxSharedBytes = 192 << 10;
+
+// ---- kernels ----
+
+// 16 bytes of weights, read once: not kept in L1
+__device__ __forceinline__ uint4 load_streaming(const bf16* p) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
+
+// bf16 elements k..k+7 of `row` packed as one 16-byte chunk, those at or past K zero: for rows
+// that are not 16-byte aligned (K % 8 != 0, or an offset pointer)
+__device__ __forceinline__ uint4 load_chunk_scalar(const bf16* row, int k, int K) {
+  const unsigned short* bits = reinterpret_cast<const unsigned short*>(row);
+  unsigned e[kChunk];
+#pragma unroll
+  for (int i = 0; i < kChunk; ++i) e[i] = k + i < K ? __ldg(bits + k + i) : 0u;
+  return make_uint4(e[0] | e[1] << 16, e[2] | e[3] << 16, e[4] | e[5] << 16, e[6] | e[7] << 16);
+}
+
+// chunk `chunk` (elements 8 chunk .. 8 chunk + 7) of a row of K elements; zero past the row
+template <bool VECTOR>
+__device__ __forceinline__ uint4 load_chunk(const bf16* row, int chunk, int chunks, int K) {
+  if (chunk >= chunks) return make_uint4(0, 0, 0, 0);
+  if constexpr (VECTOR) return load_streaming(row + (size_t)chunk * kChunk);
+  else return load_chunk_scalar(row, chunk * kChunk, K);
+}
+
+__device__ __forceinline__ void cp_async_16(void* shared, const void* global) {
+  const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(address), "l"(global) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int PENDING>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING) : "memory");
+}
+
+// d += a (16 x 16, bf16) * b (16 x 8, bf16), f32 accumulators; fragment layouts as the PTX ISA's
+// "Matrix Fragments for mma.m16n8k16 with floating point type"
+__device__ __forceinline__ void mma_16x8x16(float (&d)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0,
+                                            unsigned b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// One k32 step of a 16-row tile against one 8-row tile of x, as two m16n8k16 mmas. Thread
+// (group g = lane / 4, t = lane % 4) holds 8 consecutive k (8t .. 8t + 7 of the step) of weight
+// rows g and g + 8 (lo, hi) and of x row g (x8). The mma's fragment slots for this thread are
+// k = 2t, 2t + 1, 2t + 8, 2t + 9 in both A and B, so the first mma gets the thread's k 0..3 and
+// the second its k 4..7: every product w[n, k] x[m, k] of the step is made exactly once.
+__device__ __forceinline__ void mma_step(float (&acc)[4], uint4 lo, uint4 hi, uint4 x8) {
+  mma_16x8x16(acc, lo.x, hi.x, lo.y, hi.y, x8.x, x8.y);
+  mma_16x8x16(acc, lo.z, hi.z, lo.w, hi.w, x8.z, x8.w);
+}
+
+// Rows 0..M-1 of x, chunks [first, first + tile_chunks), into a shared tile of row stride
+// `stride` chunks; chunks past K zero. Only the M real rows are stored: the mma's B columns for
+// rows >= M are zeros made in registers.
+template <bool VECTOR>
+__device__ __forceinline__ void stage_x(uint4* tile, const bf16* x, int M, int K, int chunks, int first, int tile_chunks, int stride) {
+  for (int m = 0; m < M; ++m) {
+    const bf16* row = x + (size_t)m * K;
+    for (int i = threadIdx.x; i < tile_chunks; i += kThreads) {
+      const int c = first + i;
+      if constexpr (VECTOR) {
+        if (c < chunks) cp_async_16(&tile[m * stride + i], row + (size_t)c * kChunk);
+        else tile[m * stride + i] = make_uint4(0, 0, 0, 0);
+      } else {
+        tile[m * stride + i] = c < chunks ? load_chunk_scalar(row, c * kChunk, K) : make_uint4(0, 0, 0, 0);
+      }
+    }
+  }
+}
+
+// A persistent block walks row blocks blockIdx.x, + gridDim.x, ...; a row block is kRowsPerBlock
+// rows of w (two 16-row tiles), each tile's K split over kKSplit warps. The weight loads run one
+// stage ahead across row blocks too, so a block's stream never drains between them, and a single
+// tile of x is staged once per block for all its row blocks.
+// NT: 8-row tiles of x (M <= 8 NT). VECTOR: rows of w and x are 16-byte aligned (K % 8 == 0).
+// tile_rounds: rounds of K (kRoundK each: one stage of every split) per shared tile of x.
+template <int NT, bool VECTOR>
+__global__ void __launch_bounds__(kThreads, kBlocksPerSm)
+    gemv_kernel(bf16* __restrict__ out, const bf16* __restrict__ x, const bf16* __restrict__ w, int M, int N, int K, int tile_rounds) {
+  extern __shared__ __align__(16) uint4 x_tiles[];
+  __shared__ float partial[kWarps][NT * 4][32];
+
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int split = warp % kKSplit;
+  const int tile_row = (warp / kKSplit) * kRowsPerTile;  // this warp's 16-row tile in its row block
+  const int chunks = (K + kChunk - 1) / kChunk;
+  const int rounds = (K + kRoundK - 1) / kRoundK;
+  const int tiles = (rounds + tile_rounds - 1) / tile_rounds;
+  const int tile_chunks = tile_rounds * kRoundChunks;
+  const int stride = tile_chunks + kRowPadChunks;
+  const int row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
+  // this thread's first chunk in round r is r * kRoundChunks + chunk_in_round (+ 4 per step)
+  const int chunk_in_round = split * (kStageK / kChunk) + t;
+
+  // this thread's part of (row block rb, round r): weight rows g and g + 8 of its tile; rows
+  // past N read nothing (their chunk limit is 0) and are never stored
+  uint4 next_lo[kStageSteps], next_hi[kStageSteps];
+  auto load_stage = [&](int rb, int r) {
+    const int n = rb * kRowsPerBlock + tile_row + g;
+    const bf16* row_lo = w + (size_t)min(n, N - 1) * K;
+    const bf16* row_hi = w + (size_t)min(n + 8, N - 1) * K;
+    const int chunks_lo = n < N ? chunks : 0, chunks_hi = n + 8 < N ? chunks : 0;
+#pragma unroll
+    for (int s = 0; s < kStageSteps; ++s) {
+      const int c = r * kRoundChunks + chunk_in_round + s * (kStepK / kChunk);
+      next_lo[s] = load_chunk<VECTOR>(row_lo, c, chunks_lo, K);
+      next_hi[s] = load_chunk<VECTOR>(row_hi, c, chunks_hi, K);
+    }
+  };
+  auto stage_tile = [&](int tile, int buffer) {
+    stage_x<VECTOR>(x_tiles + buffer * M * stride, x, M, K, chunks, tile * tile_chunks, tile_chunks, stride);
+    cp_async_commit();
+  };
+
+  int rb = blockIdx.x;
+  stage_tile(0, 0);
+  load_stage(rb, 0);  // in flight while tile 0 of x arrives
+  int buffer = 0;     // the buffer of x_tiles that holds the tile used next
+  for (; rb < row_blocks; rb += gridDim.x) {
+    const int next_rb = rb + gridDim.x;
+    float acc[NT][4] = {};
+    int r = 0;  // round
+    for (int tile = 0; tile < tiles; ++tile) {
+      // the tile after this one into the other buffer: the next tile of K, or tile 0 again for
+      // the next row block (a single tile stays where it is)
+      if (tiles > 1 && (tile + 1 < tiles || next_rb < row_blocks)) {
+        stage_tile((tile + 1) % tiles, buffer ^ 1);
+        cp_async_wait<1>();
+      } else {
+        cp_async_wait<0>();
+      }
+      __syncthreads();  // this tile of x is in shared memory for every thread
+      const uint4* x_tile = x_tiles + buffer * M * stride;
+      const int round_end = min(rounds, (tile + 1) * tile_rounds);
+      for (; r < round_end; ++r) {
+        uint4 lo[kStageSteps], hi[kStageSteps];
+#pragma unroll
+        for (int s = 0; s < kStageSteps; ++s) lo[s] = next_lo[s], hi[s] = next_hi[s];
+        // the next stage: this row block's next round, or the next row block's first
+        const bool last_round = r + 1 == rounds;
+        if (!last_round || next_rb < row_blocks) load_stage(last_round ? next_rb : rb, last_round ? 0 : r + 1);
+        const int tile_chunk = (r - tile * tile_rounds) * kRoundChunks + chunk_in_round;
+#pragma unroll
+        for (int s = 0; s < kStageSteps; ++s) {
+#pragma unroll
+          for (int nt = 0; nt < NT; ++nt) {
+            const int m = nt * 8 + g;
+            const uint4 x8 = m < M ? x_tile[m * stride + tile_chunk + s * (kStepK / kChunk)] : make_uint4(0, 0, 0, 0);
+            mma_step(acc[nt], lo[s], hi[s], x8);
+          }
+        }
+      }
+      __syncthreads();  // every warp is done with this tile before its buffer is refilled
+      if (tiles > 1) buffer ^= 1;
+    }
+
+    // The splits' partial sums, added in split order by the tile's first warp. The next row
+    // block writes `partial` only after its first __syncthreads, which these reads precede.
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) partial[warp][nt * 4 + i][lane] = acc[nt][i];
+    }
+    __syncthreads();
+    if (split == 0) {
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          float sum = partial[warp][nt * 4 + i][lane];
+#pragma unroll
+          for (int s = 1; s < kKSplit; ++s) sum += partial[warp + s][nt * 4 + i][lane];
+          // accumulator i: weight row g (+ 8 for i >= 2) of the tile, x row 2t + (i & 1) of this 8-row tile
+          const int n = rb * kRowsPerBlock + tile_row + g + (i >> 1) * 8, m = nt * 8 + 2 * t + (i & 1);
+          if (n < N && m < M) out[(size_t)m * N + n] = round_bf16(sum);
+        }
+      }
+    }
+  }
+}
+
+// ---- launchers ----
+
+// Rounds of K per shared tile of x, and the dynamic shared memory that takes: one tile for all of
+// K where it fits in kMaxSharedBytes, else two alternating tiles of at most half of it.
+inline int tile_rounds_for(int M, int K, size_t* shared_bytes) {
+  const int rounds = (K + kRoundK - 1) / kRoundK;
+  const size_t row_bytes_per_chunk = (size_t)M * sizeof(uint4);
+  const size_t whole = row_bytes_per_chunk * ((size_t)rounds * kRoundChunks + kRowPadChunks);
+  if (whole <= (size_t)kMaxSharedBytes) {
+    *shared_bytes = whole;
+    return rounds;
+  }
+  const int half_chunks = (int)((kMaxSharedBytes / 2) / row_bytes_per_chunk) - kRowPadChunks;
+  const int tile_rounds = half_chunks >= kRoundChunks ? half_chunks / kRoundChunks : 1;
+  *shared_bytes = 2 * row_bytes_per_chunk * ((size_t)tile_rounds * kRoundChunks + kRowPadChunks);
+  return tile_rounds;
+}
+
+// Past 48 KB of dynamic shared memory a kernel must be allowed it, per device: once per device
+// and kernel, to the whole budget (a host call that neither syncs nor enqueues, so also safe
+// during a graph capture).
+template <int NT, bool VECTOR>
+cudaError_t allow_shared_memory() {
+  constexpr int kDevices = 64;
+  static std::atomic<bool> allowed[kDevices];
+  int device = 0;
+  if (const cudaError_t error = cudaGetDevice(&device); error != cudaSuccess) return error;
+  if (device < kDevices && allowed[device].load(std::memory_order_acquire)) return cudaSuccess;
+  const cudaError_t error = cudaFuncSetAttribute(gemv_kernel<NT, VECTOR>, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSharedBytes);
+  if (error == cudaSuccess && device < kDevices) allowed[device].store(true, std::memory_order_release);
+  return error;
+}
+
+template <int NT, bool VECTOR>
+cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, cudaStream_t stream) {
+  size_t shared_bytes = 0;
+  const int tile_rounds = tile_rounds_for(M, K, &shared_bytes);
+  if (shared_bytes > (48 << 10)) {
+    if (const cudaError_t error = allow_shared_memory<NT, VECTOR>(); error != cudaSuccess) return error;
+  }
+  const int row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
+  const int resident = (sm_count > 0 ? sm_count : 1) * kBlocksPerSm;
+  gemv_kernel<NT, VECTOR><<<row_blocks < resident ? row_blocks : resident, kThreads, shared_bytes, stream>>>(out, x, w, M, N, K, tile_rounds);
+  return cudaGetLastError();
+}
+
+}  // namespace gemv
+
+// out[M,N] = x[M,K] @ w[N,K]^T for 1 <= M <= kGemvMaxRows, rows of x and w contiguous (strides K,
+// N for out), on a grid of one block per SM (sm_count). 16-byte loads where K % 8 == 0 and x and w
+// are 16-byte aligned, else element loads with the same arithmetic (same bits).
+inline cudaError_t gemv_matmul(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, cudaStream_t stream) {
+  if (M == 0 || N == 0) return cudaSuccess;
+  if (M < 0 || M > kGemvMaxRows || N < 0 || K < 0) return cudaErrorInvalidValue;
+  if (K == 0) return cudaMemsetAsync(out, 0, (size_t)M * N * sizeof(bf16), stream);  // empty sums
+  const bool aligned = K % gemv::kChunk == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
+  if (M <= 8) {
+    return aligned ? gemv::launch<1, true>(out, x, w, M, N, K, sm_count, stream) : gemv::launch<1, false>(out, x, w, M, N, K, sm_count, stream);
+  }
+  return aligned ? gemv::launch<2, true>(out, x, w, M, N, K, sm_count, stream) : gemv::launch<2, false>(out, x, w, M, N, K, sm_count, stream);
+}
+
+}  // namespace tsr
