@@ -36,7 +36,12 @@ namespace tsr {
 // the most rows of x one launch takes: two 8-column mma tiles
 constexpr int kGemvMaxRows = 16;
 
+// Internal linkage: the library and a tool that includes this header (gemm_bench) each keep their
+// own kernels. With external linkage the dynamic linker binds the library's references to the
+// tool's template instances, and the library's cudaFuncSetAttribute then names a kernel its own
+// module never registered (cudaErrorInvalidValue).
 namespace gemv {
+namespace {
 
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
@@ -301,6 +306,7 @@ cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K,
   return cudaGetLastError();
 }
 
+}  // namespace
 }  // namespace gemv
 
 // out[M,N] = x[M,K] @ w[N,K]^T for 1 <= M <= kGemvMaxRows, rows of x and w contiguous (strides K,
