@@ -1,9 +1,10 @@
 // tsr_sample_rows: src/sampling/sampler.ts ported operation for operation, so that a seeded
 // request draws the same token on either side. One block per row. The elementwise steps
 // (load, max, exp, min-p, argmax) and the reorderings into token-id order run on the whole
-// block; every step whose float64 result depends on the order of additions (the top-p mass,
-// the top-k / top-p quickselect with its running masses, the draw's total and cumulative
-// sums) runs on thread 0 in exactly the CPU's order. Rounding then matches the CPU's except
+// block; the sums over the candidates (top-p's total, the draw's total and cumulative mass) are
+// defined on both sides as SUM_CHUNKS chunk sums added in order, so each thread adds one chunk
+// and thread 0 the chunk sums; the top-k / top-p quickselect, whose running masses depend on its
+// partition order, runs on thread 0 in exactly the CPU's order. Rounding then matches the CPU's except
 // where exp() itself differs (CUDA's double exp is within 1 ulp, so is the C library's):
 // a last-bit difference in one probability changes the token only if the draw lands within
 // about 1e-16 (relative) of a boundary.
@@ -15,6 +16,8 @@
 namespace {
 
 constexpr int kThreads = 1024;
+constexpr int kSumChunks = 1024;  // SUM_CHUNKS of src/sampling/sampler.ts: one chunk a thread
+static_assert(kSumChunks == kThreads, "chunked_total gives each thread one chunk");
 constexpr double kGreedyEps = 1e-5;  // GREEDY_TEMPERATURE_EPS
 
 // ---- Philox4x32-10, as src/sampling/philox.ts ----
@@ -158,6 +161,23 @@ __device__ int compact(const RowScratch& s, int V, Keep keep, int* counts) {
   return total;
 }
 
+// Sampler.chunkedTotal over the candidates' values cv[0, n): thread t adds chunk t in order into
+// sums[t], thread 0 the chunk sums in order. The total is thread 0's; sums stay for the draw.
+__device__ double chunked_total(const double* cv, int n, double* sums) {
+  const int size = (n + kSumChunks - 1) / kSumChunks;
+  const int begin = min(n, (int)threadIdx.x * size), end = min(n, begin + size);
+  double sum = 0;
+  for (int j = begin; j < end; j++) sum += cv[j];
+  __syncthreads();  // a previous call's reader is done with sums
+  sums[threadIdx.x] = sum;
+  __syncthreads();
+  double total = 0;
+  if (threadIdx.x == 0) {
+    for (int k = 0; k < kSumChunks; k++) total += sums[k];
+  }
+  return total;
+}
+
 // Sampler.argmax over w: the first maximum, NaNs never win, 0 when w[0] is NaN or all are NaN
 __device__ int block_argmax(const double* w, int V, double* redValue, int* redIndex) {
   double best = -__builtin_huge_val();
@@ -201,6 +221,7 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(const Logit* logi
   __shared__ double redValue[32];
   __shared__ int redIndex[32];
   __shared__ int kept;
+  __shared__ double sums[kSumChunks];
   const int row = blockIdx.x;
   const size_t base = (size_t)row * V;
   const RowScratch s{work + base, cvals + base, cands + base, flags + base};
@@ -247,25 +268,29 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(const Logit* logi
   const double topP = top_p[row];
   if (topP < 1) {
     __shared__ double maxMass;
-    if (threadIdx.x == 0) {
-      double total = 0;
-      for (int j = 0; j < n; j++) total += s.cv[j];
-      maxMass = topP * total;
-    }
+    const double total = chunked_total(s.cv, n, sums);
+    if (threadIdx.x == 0) maxMass = topP * total;
     __syncthreads();
     keepAndReorder(-1, maxMass);
   }
+  const double total = chunked_total(s.cv, n, sums);
   if (threadIdx.x != 0) return;
+  // Sampler.draw: whole chunks skipped by their sums, the one the target falls in scanned
   const double u = philox_uniform(seed_lo[row], seed_hi[row], (uint32_t)position[row], (uint32_t)sample_index[row]);
-  double total = 0;
-  for (int j = 0; j < n; j++) total += s.cv[j];
   const double target = u * total;
+  const int size = (n + kSumChunks - 1) / kSumChunks;
   double cumulative = 0;
-  for (int j = 0; j < n; j++) {
-    cumulative += s.cv[j];
-    if (cumulative > target) {
-      out[row] = s.c[j];
-      return;
+  for (int k = 0; k < kSumChunks; k++) {
+    if (cumulative + sums[k] > target) {
+      for (int j = k * size, end = min(n, (k + 1) * size); j < end; j++) {
+        cumulative += s.cv[j];
+        if (cumulative > target) {
+          out[row] = s.c[j];
+          return;
+        }
+      }
+    } else {
+      cumulative += sums[k];
     }
   }
   out[row] = n > 0 ? s.c[n - 1] : 0;

@@ -4,6 +4,14 @@ import type { SequenceSamplingState } from "./samplingState.ts"
 const median3 = (a: number, b: number, c: number): number =>
   a > b ? (b > c ? b : a > c ? c : a) : a > c ? a : b > c ? c : b
 
+/**
+ * The sums over the kept candidates (the draw's total and cumulative mass, top-p's total) run
+ * over this many consecutive chunks of the candidate list, each added up in order, then the
+ * chunk sums in order: the order a GPU block of as many threads adds in parallel and
+ * reproduces bit for bit (cuda/sampler.cu).
+ */
+export const SUM_CHUNKS = 1024
+
 const swap = (c: Int32Array, i: number, j: number): void => {
   const t = c[i]
   c[i] = c[j]
@@ -28,6 +36,8 @@ export class Sampler {
   /** kept token ids; in id order except inside keepMostProbable */
   private readonly candidates: Int32Array
   private readonly rngScratch = new Uint32Array(4)
+  /** the candidates' chunk sums (SUM_CHUNKS of them) of the last chunkedTotal */
+  private readonly chunkSums = new Float64Array(SUM_CHUNKS)
   private numCandidates = 0
 
   constructor(readonly vocabSize: number) {
@@ -111,11 +121,7 @@ export class Sampler {
     this.numCandidates = n
     const k = s.params.topK
     if (k > 0 && k < n) this.keepMostProbable(k, Number.POSITIVE_INFINITY)
-    if (s.params.topP < 1) {
-      let total = 0
-      for (let j = 0; j < this.numCandidates; j++) total += w[this.candidates[j]]
-      this.keepMostProbable(Number.POSITIVE_INFINITY, s.params.topP * total)
-    }
+    if (s.params.topP < 1) this.keepMostProbable(Number.POSITIVE_INFINITY, s.params.topP * this.chunkedTotal())
     return true
   }
 
@@ -165,18 +171,44 @@ export class Sampler {
     c.subarray(0, lo).sort()
   }
 
-  /** Inverse CDF over the kept candidates, accumulated in token id order (a GPU's prefix scan). */
+  /** the candidates' mass, in SUM_CHUNKS chunks (their sums kept in chunkSums), then the chunks' sum */
+  private chunkedTotal(): number {
+    const c = this.candidates
+    const w = this.work
+    const n = this.numCandidates
+    const size = Math.ceil(n / SUM_CHUNKS)
+    let total = 0
+    for (let k = 0; k < SUM_CHUNKS; k++) {
+      let sum = 0
+      for (let j = k * size, end = Math.min(n, (k + 1) * size); j < end; j++) sum += w[c[j]]
+      this.chunkSums[k] = sum
+      total += sum
+    }
+    return total
+  }
+
+  /**
+   * Inverse CDF over the kept candidates in token id order: the first candidate whose cumulative
+   * mass passes u * total, found chunk by chunk (whole chunks skipped by their sums). Where
+   * rounding leaves a chunk's own scan short of the target, the scan goes on from there.
+   */
   private draw(u: number): number {
     const c = this.candidates
     const w = this.work
-    let total = 0
-    for (let j = 0; j < this.numCandidates; j++) total += w[c[j]]
-    const target = u * total
+    const n = this.numCandidates
+    const size = Math.ceil(n / SUM_CHUNKS)
+    const target = u * this.chunkedTotal()
     let cumulative = 0
-    for (let j = 0; j < this.numCandidates; j++) {
-      cumulative += w[c[j]]
-      if (cumulative > target) return c[j]
+    for (let k = 0; k < SUM_CHUNKS; k++) {
+      if (cumulative + this.chunkSums[k] > target) {
+        for (let j = k * size, end = Math.min(n, (k + 1) * size); j < end; j++) {
+          cumulative += w[c[j]]
+          if (cumulative > target) return c[j]
+        }
+      } else {
+        cumulative += this.chunkSums[k]
+      }
     }
-    return c[this.numCandidates - 1]
+    return c[n - 1]
   }
 }
