@@ -8,6 +8,7 @@ namespace tsr {
 // ---- kernels ----
 
 __global__ void silu_mul_kernel(bf16* out, const bf16* gate_up, int T, int I) {
+  allow_dependents();  // the down projection's GEMV may start streaming its weights
   const size_t n = (size_t)T * I;
   for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < n; e += (size_t)gridDim.x * blockDim.x) {
     const size_t t = e / I, i = e % I;

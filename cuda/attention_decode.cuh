@@ -204,6 +204,7 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, float* 
 
 // One warp per (token, query head): out = sum_s acc_s 2^(max_s - M) / sum_s sum_s 2^(max_s - M).
 __global__ void combine_kernel(bf16* out, const float* part, const int* query_to_seq, int T, int Hq, int D, int splits) {
+  allow_dependents();  // the o projection's GEMV may start streaming its weights
   const int t = blockIdx.x, h = blockIdx.y, lane = threadIdx.x;
   if (prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
   const size_t row = ((size_t)t * Hq + h) * splits;

@@ -51,6 +51,25 @@ __device__ __forceinline__ float block_max(float v) {
   return warp_max(v);
 }
 
+// Programmatic dependent launch (sm_90). A kernel launched with the programmatic-serialization
+// attribute (the GEMV, launched right after these small kernels) may start while the kernel
+// before it still runs: what it does before wait_for_prerequisites must not touch that kernel's
+// outputs (the GEMV streams its weights there), and the wait returns once that kernel has
+// finished and its writes are visible. allow_dependents, called first thing by the kernels
+// that precede a GEMV, lets the dependent start as soon as every block of this one runs. Both
+// are no-ops where no dependent launch is involved.
+__device__ __forceinline__ void allow_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void wait_for_prerequisites() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 // Threads for a kernel that walks one row of n elements per block: enough for one element
 // each up to 1024, in whole warps.
 inline int row_threads(int n) {

@@ -22,6 +22,9 @@ struct tsr_context {
   float* attention_scratch;
   size_t attention_scratch_floats;
   int decode_split;
+  // the GEMV starts streaming weights while the kernel before it finishes (programmatic
+  // dependent launch); off where TSR_OVERLAP_LAUNCHES=0
+  int overlap_launches;
   int sm_count;
 };
 

@@ -194,8 +194,9 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   };
 
   int rb = blockIdx.x;
+  load_stage(rb, 0);  // weights only: in flight while the kernel before this one finishes
+  wait_for_prerequisites();
   stage_tile(0, 0);
-  load_stage(rb, 0);  // in flight while tile 0 of x arrives
   int buffer = 0;     // the buffer of x_tiles that holds the tile used next
   for (; rb < row_blocks; rb += gridDim.x) {
     const int next_rb = rb + gridDim.x;
@@ -293,8 +294,10 @@ cudaError_t allow_shared_memory() {
   return error;
 }
 
+// With `overlap`, launched as a programmatic dependent of the kernel before it on the stream: its
+// first stage of weights loads while that kernel finishes (see allow_dependents).
 template <int NT, bool VECTOR>
-cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, cudaStream_t stream) {
+cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream) {
   size_t shared_bytes = 0;
   const int tile_rounds = tile_rounds_for(M, K, &shared_bytes);
   if (shared_bytes > (48 << 10)) {
@@ -302,8 +305,17 @@ cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K,
   }
   const int row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
   const int resident = (sm_count > 0 ? sm_count : 1) * kBlocksPerSm;
-  gemv_kernel<NT, VECTOR><<<row_blocks < resident ? row_blocks : resident, kThreads, shared_bytes, stream>>>(out, x, w, M, N, K, tile_rounds);
-  return cudaGetLastError();
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(row_blocks < resident ? row_blocks : resident);
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = shared_bytes;
+  config.stream = stream;
+  cudaLaunchAttribute dependent[1];
+  dependent[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  dependent[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = dependent;
+  config.numAttrs = overlap ? 1 : 0;
+  return cudaLaunchKernelEx(&config, gemv_kernel<NT, VECTOR>, out, x, w, M, N, K, tile_rounds);
 }
 
 }  // namespace
@@ -312,15 +324,15 @@ cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K,
 // out[M,N] = x[M,K] @ w[N,K]^T for 1 <= M <= kGemvMaxRows, rows of x and w contiguous (strides K,
 // N for out), on a grid of one block per SM (sm_count). 16-byte loads where K % 8 == 0 and x and w
 // are 16-byte aligned, else element loads with the same arithmetic (same bits).
-inline cudaError_t gemv_matmul(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, cudaStream_t stream) {
+inline cudaError_t gemv_matmul(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream) {
   if (M == 0 || N == 0) return cudaSuccess;
   if (M < 0 || M > kGemvMaxRows || N < 0 || K < 0) return cudaErrorInvalidValue;
   if (K == 0) return cudaMemsetAsync(out, 0, (size_t)M * N * sizeof(bf16), stream);  // empty sums
   const bool aligned = K % gemv::kChunk == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
   if (M <= 8) {
-    return aligned ? gemv::launch<1, true>(out, x, w, M, N, K, sm_count, stream) : gemv::launch<1, false>(out, x, w, M, N, K, sm_count, stream);
+    return aligned ? gemv::launch<1, true>(out, x, w, M, N, K, sm_count, overlap, stream) : gemv::launch<1, false>(out, x, w, M, N, K, sm_count, overlap, stream);
   }
-  return aligned ? gemv::launch<2, true>(out, x, w, M, N, K, sm_count, stream) : gemv::launch<2, false>(out, x, w, M, N, K, sm_count, stream);
+  return aligned ? gemv::launch<2, true>(out, x, w, M, N, K, sm_count, overlap, stream) : gemv::launch<2, false>(out, x, w, M, N, K, sm_count, overlap, stream);
 }
 
 }  // namespace tsr

@@ -12,6 +12,7 @@ namespace tsr {
 
 // One block per row of H. out may alias x: each thread rewrites only the elements it read.
 __global__ void rmsnorm_kernel(bf16* out, const bf16* x, const bf16* w, int H, float eps) {
+  allow_dependents();  // the GEMV after it may start streaming its weights
   const size_t row = (size_t)blockIdx.x * H;
   float squares = 0.f;
   for (int i = threadIdx.x; i < H; i += blockDim.x) {
@@ -26,6 +27,7 @@ __global__ void rmsnorm_kernel(bf16* out, const bf16* x, const bf16* w, int H, f
 // HF's bf16 models), and the norm is taken of the stored value, so the next layer's residual
 // and this norm agree. out may alias x: x[i] is read before out[i] is written, by one thread.
 __global__ void add_rmsnorm_kernel(bf16* out, bf16* residual, const bf16* x, const bf16* w, int H, float eps) {
+  allow_dependents();  // the GEMV after it may start streaming its weights
   const size_t row = (size_t)blockIdx.x * H;
   float squares = 0.f;
   for (int i = threadIdx.x; i < H; i += blockDim.x) {
