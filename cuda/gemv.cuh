@@ -307,8 +307,13 @@ cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K,
   }
   const int row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
   const int resident = (sm_count > 0 ? sm_count : 1) * kBlocksPerSm;
+  const int grid = row_blocks < resident ? row_blocks : resident;
+  if (!overlap) {
+    gemv_kernel<NT, VECTOR><<<grid, kThreads, shared_bytes, stream>>>(out, x, w, M, N, K, tile_rounds);
+    return cudaGetLastError();
+  }
   cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(row_blocks < resident ? row_blocks : resident);
+  config.gridDim = dim3(grid);
   config.blockDim = dim3(kThreads);
   config.dynamicSmemBytes = shared_bytes;
   config.stream = stream;
@@ -316,7 +321,7 @@ cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K,
   dependent[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   dependent[0].val.programmaticStreamSerializationAllowed = 1;
   config.attrs = dependent;
-  config.numAttrs = overlap ? 1 : 0;
+  config.numAttrs = 1;
   return cudaLaunchKernelEx(&config, gemv_kernel<NT, VECTOR>, out, x, w, M, N, K, tile_rounds);
 }
 
