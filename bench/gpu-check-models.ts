@@ -25,7 +25,7 @@ import { logitsOf } from "../src/engine/executor.ts"
 import type { KernelProvider } from "../src/kernels/provider.ts"
 import { greedyBatch } from "../src/engine/greedyBatch.ts"
 
-interface GreedyReference {
+export interface GreedyReference {
   readonly prompt_ids: number[]
   readonly greedy_ids: number[]
   readonly margins: number[]
@@ -75,13 +75,27 @@ export const fixtureNames = (): string[] => {
   return existsSync(dir) ? readdirSync(dir).filter((name) => existsSync(join(dir, name, "reference.json"))).sort() : []
 }
 
-
-const judge = (actual: number[], reference: GreedyReference, steps: number, minMargin: number): GreedyResult => {
+/** leading steps of `actual` equal to the reference, and how many must be: those before its first margin below `minMargin` */
+export const judge = (actual: number[], reference: GreedyReference, steps: number, minMargin: number): GreedyResult => {
   const low = reference.margins.slice(0, steps).findIndex((m) => m < minMargin)
   const mustMatch = low < 0 ? steps : low
   let matched = 0
   while (matched < steps && actual[matched] === reference.greedy_ids[matched]) matched++
   return { steps, mustMatch, matched, pass: matched >= mustMatch }
+}
+
+/** ||logits - reference|| / ||reference|| and the largest |logit - reference|; a non-finite logit counts as infinitely far */
+export const logitError = (logits: Float32Array, reference: ReadonlyArray<number>): LogitError => {
+  let diffSq = 0
+  let refSq = 0
+  let maxAbs = 0
+  reference.forEach((expected, v) => {
+    const diff = Math.abs(logits[v] - expected)
+    diffSq += diff * diff
+    refSq += expected * expected
+    maxAbs = Math.max(maxAbs, Number.isFinite(diff) ? diff : Number.POSITIVE_INFINITY)
+  })
+  return { normwise: logits.length === reference.length ? Math.sqrt(diffSq / refSq) : Number.POSITIVE_INFINITY, maxAbs }
 }
 
 /** `options` adds executor options: bench/gpu.ts reruns the check with its decode graphs */
@@ -93,16 +107,7 @@ export const checkModel = async (provider: KernelProvider, name: string, hfBf16?
   try {
     const plan = contiguousPlan([reference.prompt_ids], [0], blockSize, Math.ceil(reference.prompt_ids.length / blockSize))
     const logits = logitsOf(await Effect.runPromise(executor.execute(plan)))
-    let diffSq = 0
-    let refSq = 0
-    let maxAbs = 0
-    reference.first_logits.forEach((expected, v) => {
-      const diff = Math.abs(logits[v] - expected)
-      diffSq += diff * diff
-      refSq += expected * expected
-      maxAbs = Math.max(maxAbs, Number.isFinite(diff) ? diff : Number.POSITIVE_INFINITY)
-    })
-    const normwise = logits.length === reference.first_logits.length ? Math.sqrt(diffSq / refSq) : Number.POSITIVE_INFINITY
+    const { normwise, maxAbs } = logitError(logits, reference.first_logits)
     const bound = Math.max(2e-2, hfBf16?.normwise ?? 0)
     const firstLogits = { normwise, maxAbs, bound, pass: normwise <= bound }
     const minMargin = 4 * maxAbs
