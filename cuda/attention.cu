@@ -33,14 +33,11 @@ cudaError_t cuda_core_attention(tsr::bf16* out, const tsr::bf16* q, const tsr::b
                            2 * ctx->sm_count, stream);
 }
 
-// TSR_ATTENTION_SPLIT_P=1: the prefill P.V takes P as hi + lo bf16 parts (attention_mma.cuh).
-// Off by default: on the 262M check model (bench/gpu-check-large.ts) it left the first-step
-// logits further from transformers' f32 (normwise 0.044) than P rounded once (0.022), which is
-// also 8% faster at 8k tokens; why the split does worse there is not understood yet.
+// TSR_ATTENTION_P_BF16=1: P rounded once to bf16 for the prefill P.V (attention_mma.cuh)
 bool prefill_p_bf16() {
   static const bool on = [] {
-    const char* value = getenv("TSR_ATTENTION_SPLIT_P");
-    return value == nullptr || strcmp(value, "0") == 0;
+    const char* value = getenv("TSR_ATTENTION_P_BF16");
+    return value != nullptr && strcmp(value, "0") != 0;
   }();
   return on;
 }

@@ -11,11 +11,11 @@
 //   reduce with two shuffles, and S's C fragments are P's A fragments with no data movement.
 // - Precision. Scores, max, sum and O are f32; q . k is exact products summed in f32, scaled
 //   by scale * log2(e) in f32, so each exponential is one ex2. P is rounded to bf16 for the
-//   P.V mma; with SPLIT_P its rounding residue goes through a second mma (P = hi + lo, both
-//   bf16), meant to keep P.V at f32 accuracy (2^-16 relative in p): half as many mma again, on
-//   the same shared-memory fragments. Prefill takes the hi-only variant (FlashAttention's own
-//   rounding: up to 2^-8 |v| per output element) unless TSR_ATTENTION_SPLIT_P=1 (attention.cu:
-//   the split measured further from the f32 reference on a larger model, not understood yet);
+//   P.V mma; by default its rounding residue goes through a second mma (P = hi + lo, both
+//   bf16), which keeps P.V at f32 accuracy (2^-16 relative in p): half as many mma again, on
+//   the same shared-memory fragments. The hi-only variant (FlashAttention's own rounding: up to
+//   2^-8 |v| per output element, about 2^-9 |v| / sqrt(keys attended) typically) is selected
+//   for prefill with TSR_ATTENTION_P_BF16=1 (attention.cu) where the speed matters more;
 //   decode always splits, its mma being idle time beside the memory stream.
 // - Shared memory. Rows of D bf16 are padded by 16 bytes: for D a multiple of 16 the row pitch
 //   is an odd number of 16-byte units, so the 8 rows an ldmatrix reads, and the 8 rows a
