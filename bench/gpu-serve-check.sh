@@ -21,6 +21,17 @@ print(f"{sys.argv[1].split('/')[-2]:8s} prompt ids {'equal' if ours['prompt_ids'
       f"greedy ids equal for {same}/{len(ref['greedy_ids'])} (first reference margin < 0.1 at step {low})")
 PY
 done
+# seeded sampling, drawn on the GPU through the engine: the same seed twice gives the same ids
+dir=test/fixtures/models/llama3
+for run in 1 2; do
+  bun $dist/generate.js --device cuda --model "$dir" --prompt "Once upon a time" --max-tokens 24 --temperature 0.8 --top-p 0.95 --seed 7 --ignore-eos --json \
+    > "$out/sampled-$run.json" 2> "$out/sampled-$run.err"
+done
+python3 - "$out/sampled-1.json" "$out/sampled-2.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p))["output_ids"] for p in sys.argv[1:3])
+print(f"sampled (seed 7, temperature 0.8, top-p 0.95): {len(a)} ids, the two runs {'equal' if a == b else 'DIFFER'}")
+PY
 bun $dist/serve.js --device cuda --model test/fixtures/models/qwen3 --port 18600 > "$out/serve.log" 2>&1 &
 for _ in $(seq 1 120); do curl -sf localhost:18600/ready > /dev/null && break; sleep 0.5; done
 curl -s localhost:18600/v1/completions -H 'content-type: application/json' \
