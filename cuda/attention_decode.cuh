@@ -232,6 +232,16 @@ inline int decode_splits(int T, int Hq, int Hkv, int D, int chunks, size_t scrat
   return splits;
 }
 
+// Head chunks per kv head and key splits per (token, kv head, chunk) for T tokens: both decode
+// kernels' grid, (T, Hkv, chunks * splits).
+struct DecodeGrid {
+  int chunks, splits;
+};
+inline DecodeGrid decode_grid(int T, int Hq, int Hkv, int D, const float* scratch, size_t scratch_floats, int target_blocks) {
+  const int chunks = (Hq / Hkv + kDecodeHeads - 1) / kDecodeHeads;
+  return {chunks, scratch == nullptr ? 1 : decode_splits(T, Hq, Hkv, D, chunks, scratch_floats, target_blocks)};
+}
+
 // ---- launchers ----
 
 // scratch: the flash-decoding partials (null: no split); target_blocks: the blocks that fill
@@ -241,9 +251,7 @@ cudaError_t decode(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_
                    const int* block_tables, int T, int Hq, int Hkv, int D, int q_stride, int max_blocks, int block_size,
                    float scale_log2, float* scratch, size_t scratch_floats, int target_blocks, cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
-  const int group = Hq / Hkv;
-  const int chunks = (group + kDecodeHeads - 1) / kDecodeHeads;
-  const int splits = scratch == nullptr ? 1 : decode_splits(T, Hq, Hkv, D, chunks, scratch_floats, target_blocks);
+  const auto [chunks, splits] = decode_grid(T, Hq, Hkv, D, scratch, scratch_floats, target_blocks);
   decode_split_kernel<DPL><<<dim3(T, Hkv, chunks * splits), kThreads, tile_bytes(D), stream>>>(
       out, scratch, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride, max_blocks, block_size,
       scale_log2, splits);
@@ -256,9 +264,7 @@ cudaError_t decode_mma(bf16* out, const bf16* q, const bf16* k_cache, const bf16
                        const int* block_tables, int T, int Hq, int Hkv, int D, int q_stride, int max_blocks, int block_size,
                        float scale_log2, float* scratch, size_t scratch_floats, int target_blocks, cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
-  const int group = Hq / Hkv;
-  const int chunks = (group + kDecodeHeads - 1) / kDecodeHeads;
-  const int splits = scratch == nullptr ? 1 : decode_splits(T, Hq, Hkv, D, chunks, scratch_floats, target_blocks);
+  const auto [chunks, splits] = decode_grid(T, Hq, Hkv, D, scratch, scratch_floats, target_blocks);
   const size_t shared = DecodeShape<DMAX>::shared_bytes(D);
   auto* kernel = decode_mma_kernel<DMAX>;
   // over 48 KiB of dynamic shared memory needs an opt-in (set at every launch: per device)
