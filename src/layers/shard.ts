@@ -1,4 +1,5 @@
 import type { DeviceMemory } from "../kernels/provider.ts"
+import { selectBlock } from "../model/safetensors.ts"
 import type { WeightSource } from "../model/weights.ts"
 
 /** Where a rank sits in its tensor-parallel group. */
@@ -100,15 +101,11 @@ export class WeightLoader {
    * row (into a buffer the next call reuses) for a column range.
    */
   private storedBf16({ name, rows, cols }: Slice): Uint16Array {
-    const { shape } = this.source.info(name)
+    const { shape, file } = this.source.info(name)
     const raw = this.source.rawBytes(name)
     const all = new Uint16Array(raw.buffer, raw.byteOffset, raw.byteLength / 2)
-    const rowLength = shape.slice(1).reduce((a, b) => a * b, 1)
-    const [r0, r1] = rows ?? [0, shape.length === 0 ? 1 : shape[0]]
-    if (r0 < 0 || r1 > (shape[0] ?? 1) || r0 > r1) throw new Error(`tensor "${name}" [${shape.join(", ")}]: row range [${r0}, ${r1}) is out of bounds`)
+    const { r0, r1, c0, c1, rowLength } = selectBlock(file, name, shape, rows, cols)
     if (cols === undefined) return all.subarray(r0 * rowLength, r1 * rowLength)
-    const [c0, c1] = cols
-    if (shape.length !== 2 || c0 < 0 || c1 > rowLength || c0 > c1) throw new Error(`tensor "${name}" [${shape.join(", ")}]: column range [${c0}, ${c1}) is out of bounds`)
     const width = c1 - c0
     if (this.bits.length < (r1 - r0) * width) this.bits = new Uint16Array((r1 - r0) * width)
     const out = this.bits.subarray(0, (r1 - r0) * width)

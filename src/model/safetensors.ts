@@ -75,16 +75,8 @@ export class SafetensorsFile {
   readInto(name: string, dst: Float32Array, rows?: IndexRange, cols?: IndexRange): void {
     const entry = this.entry(name)
     const views = this.elementViews(entry)
+    const { r0, r1, c0, c1, rowLength } = selectBlock(this.path, name, entry.shape, rows, cols)
     const where = `tensor "${name}" [${entry.shape.join(", ")}]`
-    const numRows = entry.shape.length === 0 ? 1 : entry.shape[0]!
-    const rowLength = entry.shape.slice(1).reduce((a, b) => a * b, 1)
-    const [r0, r1] = rows ?? [0, numRows]
-    checkRange(this.path, where, "row", r0, r1, numRows)
-    if (cols !== undefined && entry.shape.length !== 2) {
-      throw loadError(this.path, `${where}: a column range needs a 2-D tensor`)
-    }
-    const [c0, c1] = cols ?? [0, rowLength]
-    checkRange(this.path, where, "column", c0, c1, rowLength)
     const width = c1 - c0
     const count = (r1 - r0) * width
     if (dst.length !== count) {
@@ -119,6 +111,29 @@ export class SafetensorsFile {
     const half = typeof Float16Array === "function" ? new Float16Array(buffer, offset, length) : null
     return { dtype: "F16", bits, half }
   }
+}
+
+/**
+ * Rows `[r0, r1)` (all when `rows` is absent) and columns `[c0, c1)` of a 2-D tensor (all of a
+ * row when `cols` is absent) of a tensor of `shape`, checked, with the row length: the block a
+ * shard reads. Errors name the file and the tensor.
+ */
+export function selectBlock(
+  path: string,
+  name: string,
+  shape: readonly number[],
+  rows?: IndexRange,
+  cols?: IndexRange,
+): { r0: number; r1: number; c0: number; c1: number; rowLength: number } {
+  const where = `tensor "${name}" [${shape.join(", ")}]`
+  const numRows = shape.length === 0 ? 1 : shape[0]!
+  const rowLength = shape.slice(1).reduce((a, b) => a * b, 1)
+  const [r0, r1] = rows ?? [0, numRows]
+  checkRange(path, where, "row", r0, r1, numRows)
+  if (cols !== undefined && shape.length !== 2) throw loadError(path, `${where}: a column range needs a 2-D tensor`)
+  const [c0, c1] = cols ?? [0, rowLength]
+  checkRange(path, where, "column", c0, c1, rowLength)
+  return { r0, r1, c0, c1, rowLength }
 }
 
 function checkRange(path: string, where: string, axis: string, begin: number, end: number, size: number): void {
