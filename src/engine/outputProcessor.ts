@@ -106,15 +106,15 @@ export class OutputProcessor {
    */
   stepNeeds(output: SchedulerOutput, samplesOnDevice: boolean): { readonly hostLogits: boolean; readonly sampling?: RowSampling } {
     let hostLogits = false
-    let onDevice = false
-    for (const { requestId } of output.sampled) {
+    const onDevice: Array<SequenceState | undefined> = []
+    output.sampled.forEach(({ requestId }, row) => {
       const seq = this.sequences.get(requestId)
-      if (seq === undefined || seq.finished) continue
+      if (seq === undefined || seq.finished) return
       const where = this.chooser(seq, samplesOnDevice)
       hostLogits ||= where === "host" || seq.request.params.logprobs !== undefined
-      onDevice ||= where === "device"
-    }
-    return { hostLogits, ...(onDevice && { sampling: this.rowSampling(output) }) }
+      if (where === "device") onDevice[row] = seq
+    })
+    return { hostLogits, ...(onDevice.length > 0 && { sampling: rowSampling(output, onDevice) }) }
   }
 
   /** where a row's token comes from: the argmax, the device's draw, or the host sampler */
@@ -123,29 +123,6 @@ export class OutputProcessor {
     return samplesOnDevice && logitsUnprocessed(seq.sampling) ? "device" : "host"
   }
 
-  /** every row's parameters; rows not drawn on the device get temperature 0 (their argmax, cheaply) */
-  private rowSampling(output: SchedulerOutput): RowSampling {
-    const R = output.sampled.length
-    const rows: RowSampling = {
-      temperature: new Float64Array(R), topP: new Float64Array(R).fill(1), topK: new Int32Array(R), minP: new Float64Array(R),
-      seedLo: new Uint32Array(R), seedHi: new Uint32Array(R), position: new Int32Array(R), sampleIndex: new Int32Array(R)
-    }
-    output.sampled.forEach((scheduled, r) => {
-      const seq = this.sequences.get(scheduled.requestId)
-      if (seq === undefined || seq.finished || this.chooser(seq, true) !== "device") return
-      const { params, seedLo, seedHi, sampleIndex } = seq.sampling
-      rows.temperature[r] = params.temperature
-      rows.topP[r] = params.topP
-      rows.topK[r] = params.topK
-      rows.minP[r] = params.minP
-      rows.seedLo[r] = seedLo
-      rows.seedHi[r] = seedHi
-      // the position of the token being sampled keys its random draw, as on the host
-      rows.position[r] = scheduled.numTokens
-      rows.sampleIndex[r] = sampleIndex
-    })
-    return rows
-  }
 
   /**
    * Samples every row of the step and emits the deltas. Returns the sampled tokens (for
@@ -220,4 +197,30 @@ export class OutputProcessor {
     this.requests.delete(seq.request.requestId)
     this.config.onRequestDone(seq.request.requestId)
   }
+}
+
+/**
+ * Every row's sampling parameters, from the sequences drawn on the device (by row); the other
+ * rows get temperature 0 (their argmax, cheaply).
+ */
+const rowSampling = (output: SchedulerOutput, onDevice: ReadonlyArray<SequenceState | undefined>): RowSampling => {
+  const R = output.sampled.length
+  const rows: RowSampling = {
+    temperature: new Float64Array(R), topP: new Float64Array(R).fill(1), topK: new Int32Array(R), minP: new Float64Array(R),
+    seedLo: new Uint32Array(R), seedHi: new Uint32Array(R), position: new Int32Array(R), sampleIndex: new Int32Array(R)
+  }
+  onDevice.forEach((seq, r) => {
+    if (seq === undefined) return
+    const { params, seedLo, seedHi, sampleIndex } = seq.sampling
+    rows.temperature[r] = params.temperature
+    rows.topP[r] = params.topP
+    rows.topK[r] = params.topK
+    rows.minP[r] = params.minP
+    rows.seedLo[r] = seedLo
+    rows.seedHi[r] = seedHi
+    // the position of the token being sampled keys its random draw, as on the host
+    rows.position[r] = output.sampled[r].numTokens
+    rows.sampleIndex[r] = sampleIndex
+  })
+  return rows
 }
