@@ -66,22 +66,6 @@ extern "C" int tsr_write_bf16(tsr_context* ctx, tsr_bf16* dst, const float* src,
   return TSR_OK;
 }
 
-extern "C" int tsr_read_bf16(tsr_context* ctx, float* dst, const tsr_bf16* src, size_t n) {
-  TSR_REQUIRE_CONTEXT(ctx);
-  if (n == 0) return TSR_OK;
-  if (int status = tsr::ensure_staging(ctx)) return status;
-  for (size_t done = 0; done < n; done += ctx->staging_elements) {
-    const size_t count = n - done < ctx->staging_elements ? n - done : ctx->staging_elements;
-    if (int status = check(tsr::bf16_to_f32(ctx->staging, src + done, count, ctx->stream), "bf16_to_f32")) return status;
-    if (int status = check(cudaMemcpyAsync(dst + done, ctx->staging, count * sizeof(float), cudaMemcpyDeviceToHost, ctx->stream),
-                           "cudaMemcpyAsync (read_bf16)")) {
-      return status;
-    }
-    if (int status = check(cudaStreamSynchronize(ctx->stream), "cudaStreamSynchronize (read_bf16)")) return status;
-  }
-  return TSR_OK;
-}
-
 extern "C" int tsr_read_async(tsr_context* ctx, void* dst, const void* src, size_t bytes) {
   TSR_REQUIRE_CONTEXT(ctx);
   if (bytes == 0) return TSR_OK;
@@ -102,6 +86,12 @@ extern "C" int tsr_read_bf16_async(tsr_context* ctx, float* dst, const tsr_bf16*
     }
   }
   return TSR_OK;
+}
+
+// the asynchronous read, then a wait (into pageable memory each copy is also staged by the driver)
+extern "C" int tsr_read_bf16(tsr_context* ctx, float* dst, const tsr_bf16* src, size_t n) {
+  if (int status = tsr_read_bf16_async(ctx, dst, src, n)) return status;
+  return check(cudaStreamSynchronize(ctx->stream), "cudaStreamSynchronize (read_bf16)");
 }
 
 extern "C" int tsr_host_alloc(tsr_context* ctx, void** out, size_t bytes) {
