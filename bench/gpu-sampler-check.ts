@@ -17,6 +17,7 @@ import type { Pointer } from "bun:ffi"
 import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { openSampler } from "../ffi/sampling.ts"
+import { roundBf16 } from "./gpu-check-kernels.ts"
 import { seedKey } from "../src/sampling/philox.ts"
 import { Sampler } from "../src/sampling/sampler.ts"
 import { decodeSamplingParamsSync } from "../src/sampling/SamplingParams.ts"
@@ -82,17 +83,8 @@ const randomParams = (): RowParams => ({
 })
 
 /** rounds `values` to bf16 in place (nearest even) and returns the bit patterns */
-const roundToBf16 = (values: Float32Array): Uint16Array => {
-  const words = new Uint32Array(values.buffer, values.byteOffset, values.length)
-  const bits = new Uint16Array(values.length)
-  for (let i = 0; i < words.length; i++) {
-    const w = words[i]
-    // NaN stays NaN (quiet); the rest rounds to nearest even
-    bits[i] = (w & 0x7fffffff) > 0x7f800000 ? (w >>> 16) | 0x40 : ((w + 0x7fff + ((w >>> 16) & 1)) >>> 16) & 0xffff
-    words[i] = bits[i] << 16
-  }
-  return bits
-}
+const roundToBf16 = (values: Float32Array): Uint16Array =>
+  Uint16Array.from(new Uint32Array(roundBf16(values).buffer, values.byteOffset, values.length), (w) => w >>> 16)
 
 const sampler = openSampler()
 const { native } = sampler

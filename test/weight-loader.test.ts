@@ -3,18 +3,13 @@ import type { DeviceMemory } from "../src/kernels/provider.ts"
 import { WeightLoader } from "../src/layers/shard.ts"
 import { openModelDir } from "../src/model/weights.ts"
 import { fixturePath } from "./helpers/fixtures.ts"
+import { bf16Bits } from "./helpers/safetensorsWriter.ts"
 
 /**
  * The loader's bf16 path (a bf16 checkpoint to bf16 device storage, the stored bits as they
  * are) against its f32 path (each value converted to f32 on the host, rounded to bf16 by the
  * device), on the bf16 fixture checkpoint: every slice the layers load, bit for bit.
  */
-
-/** round to nearest even, as the CUDA provider's f32 -> bf16 copy */
-const toBf16 = (x: number): number => {
-  const bits = new Uint32Array(Float32Array.of(x).buffer)[0]
-  return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff
-}
 
 /** device memory holding bf16 in a host array; `direct` offers writeBf16Bits */
 const bf16Memory = (direct: boolean) => {
@@ -31,7 +26,8 @@ const bf16Memory = (direct: boolean) => {
     free: () => {},
     write: (ptr, src) => {
       writes.floats++
-      src.forEach((x, i) => (cells[ptr / 2 + i] = toBf16(x)))
+      // rounded to nearest even, as the CUDA provider's f32 -> bf16 copy
+      src.forEach((x, i) => (cells[ptr / 2 + i] = bf16Bits(x)))
     },
     read: () => {
       throw new Error("not read in this test")
