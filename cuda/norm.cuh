@@ -23,21 +23,21 @@ __global__ void rmsnorm_kernel(bf16* out, const bf16* x, const bf16* w, int H, f
   for (int i = threadIdx.x; i < H; i += blockDim.x) out[row + i] = round_bf16(load(x[row + i]) * inv_rms * load(w[i]));
 }
 
-// residual += x; out = rmsnorm(residual) * w. The residual stream is stored in bf16 (as in
-// HF's bf16 models), and the norm is taken of the stored value, so the next layer's residual
-// and this norm agree. out may alias x: x[i] is read before out[i] is written, by one thread.
-__global__ void add_rmsnorm_kernel(bf16* out, bf16* residual, const bf16* x, const bf16* w, int H, float eps) {
+// residual = (accumulate ? residual : 0) + x; out = rmsnorm(residual) * w. The residual stream
+// is f32 (HF's bf16 models keep it in bf16: 64 roundings of the running sum in a 32-layer model,
+// which grow the first-step logits' error several times over that of the rest of the forward
+// pass). out may alias x: x[i] is read before out[i] is written, by one thread.
+__global__ void add_rmsnorm_kernel(bf16* out, float* residual, const bf16* x, const bf16* w, int H, float eps, bool accumulate) {
   allow_dependents();  // the GEMV after it may start streaming its weights
   const size_t row = (size_t)blockIdx.x * H;
   float squares = 0.f;
   for (int i = threadIdx.x; i < H; i += blockDim.x) {
-    const bf16 sum = round_bf16(load(residual[row + i]) + load(x[row + i]));
-    residual[row + i] = sum;
-    const float v = load(sum);
+    const float v = (accumulate ? residual[row + i] : 0.f) + load(x[row + i]);
+    residual[row + i] = v;
     squares += v * v;
   }
   const float inv_rms = rsqrtf(block_sum(squares) / H + eps);
-  for (int i = threadIdx.x; i < H; i += blockDim.x) out[row + i] = round_bf16(load(residual[row + i]) * inv_rms * load(w[i]));
+  for (int i = threadIdx.x; i < H; i += blockDim.x) out[row + i] = round_bf16(residual[row + i] * inv_rms * load(w[i]));
 }
 
 // One warp per head of D: Qwen3's q/k norm over the heads inside the fused qkv row.
@@ -64,10 +64,10 @@ inline cudaError_t rmsnorm(bf16* out, const bf16* x, const bf16* w, int T, int H
   return cudaGetLastError();
 }
 
-inline cudaError_t add_rmsnorm(bf16* out, bf16* residual, const bf16* x, const bf16* w, int T, int H, float eps,
-                               cudaStream_t stream) {
+inline cudaError_t add_rmsnorm(bf16* out, float* residual, const bf16* x, const bf16* w, int T, int H, float eps,
+                               bool accumulate, cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
-  add_rmsnorm_kernel<<<T, row_threads(H), 0, stream>>>(out, residual, x, w, H, eps);
+  add_rmsnorm_kernel<<<T, row_threads(H), 0, stream>>>(out, residual, x, w, H, eps, accumulate);
   return cudaGetLastError();
 }
 

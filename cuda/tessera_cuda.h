@@ -105,8 +105,9 @@ int tsr_matmul(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* x, const tsr_bf1
 int tsr_add_bias(tsr_context* ctx, tsr_bf16* x, const tsr_bf16* bias, int M, int N);
 /* norm.cu: out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w; out may alias x */
 int tsr_rmsnorm(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* x, const tsr_bf16* w, int T, int H, float eps);
-/* norm.cu: residual[t] += x[t]; out[t] = rmsnorm(residual[t]) * w; out may alias x */
-int tsr_add_rmsnorm(tsr_context* ctx, tsr_bf16* out, tsr_bf16* residual, const tsr_bf16* x, const tsr_bf16* w, int T, int H, float eps);
+/* norm.cu: residual[t] = (accumulate ? residual[t] : 0) + x[t] (f32); out[t] = rmsnorm(residual[t]) * w; out may alias x */
+int tsr_add_rmsnorm(tsr_context* ctx, tsr_bf16* out, float* residual, const tsr_bf16* x, const tsr_bf16* w, int T, int H, float eps,
+                    int accumulate);
 /* norm.cu: per-head RMSNorm in place; head h of token t starts at t*stride + h*D */
 int tsr_head_rmsnorm(tsr_context* ctx, tsr_bf16* x, const tsr_bf16* w, int T, int nHeads, int D, int stride, float eps);
 /* rope.cu: rotate-half rope of q and k in place, angle = positions[t] * invFreq[i] */

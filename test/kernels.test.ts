@@ -157,7 +157,12 @@ describe("norms", () => {
     expectWithin(out, ref, (i) => rmsBound(H)(ref[i]))
   })
 
-  it.each([false, true])("add_rmsnorm (out aliases x: %s)", (aliased) => {
+  it.each([
+    [false, 1],
+    [true, 1],
+    [false, 0],
+    [true, 0]
+  ])("add_rmsnorm (out aliases x: %s, accumulate: %i)", (aliased, accumulate) => {
     const x = uniform(T * H, 7, -3, 3)
     const residual = uniform(T * H, 8, -3, 3)
     const w = uniform(H, 9, 0.5, 1.5)
@@ -165,12 +170,13 @@ describe("norms", () => {
       const s = scope(p)
       const [xp, rp] = [s.put(x), s.put(residual)]
       const o = aliased ? xp : s.put(new Float32Array(T * H))
-      p.kernels.add_rmsnorm(o, rp, xp, s.put(w), T, H, eps)
+      p.kernels.add_rmsnorm(o, rp, xp, s.put(w), T, H, eps, accumulate)
       const result = [s.get(o, x), s.get(rp, x)]
       s.free()
       return result
     })
-    const sum = Array.from(x, (v, i) => v + residual[i])
+    // accumulate 0 starts the residual: x itself, whatever the buffer held
+    const sum = Array.from(x, (v, i) => v + (accumulate ? residual[i] : 0))
     expectWithin(newResidual, sum, (i) => u * Math.abs(sum[i]) + 1e-45)
     // the reference normalises the f32-rounded residual, which is what the kernel stores
     const ref = Array.from({ length: T }, (_, t) => rmsRef(newResidual.subarray(t * H, (t + 1) * H), w)).flat()

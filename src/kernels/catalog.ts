@@ -67,9 +67,12 @@ export const catalog = {
     split: "T"
   },
   add_rmsnorm: {
-    doc: "residual[t] += x[t]; out[t] = rmsnorm(residual[t]) * w  (out may alias x)",
-    tensors: [float("out", ["T", "H"], true), float("residual", ["T", "H"], true), float("x", ["T", "H"]), float("w", ["H"])],
-    scalars: ["T", "H", "eps"],
+    doc:
+      "residual[t] = (accumulate ? residual[t] : 0) + x[t]; out[t] = rmsnorm(residual[t]) * w  (out may alias x). " +
+      "The residual stream is f32 on every provider: a bf16 one rounds every layer's sum, and those roundings add up " +
+      "to several times the error of the rest of a bf16 forward pass",
+    tensors: [float("out", ["T", "H"], true), f32("residual", ["T", "H"], true), float("x", ["T", "H"]), float("w", ["H"])],
+    scalars: ["T", "H", "eps", "accumulate"],
     split: "T"
   },
   head_rmsnorm: {

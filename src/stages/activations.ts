@@ -7,9 +7,13 @@ export interface StepInput {
   readonly workspace: Workspace
 }
 
-/** The residual stream after a stage; `pendingAdd` when `workspace.x` is still to be added to it. */
+/**
+ * The residual stream after a stage: `workspace.x` holds the stage's output, still to be added
+ * to `workspace.residual` (the next norm adds it); right after the embedding the residual is
+ * not started yet (`residualStarted` false) and x holds the embeddings.
+ */
 export interface Hidden extends StepInput {
-  readonly pendingAdd: boolean
+  readonly residualStarted: boolean
 }
 
 /** Final-normed hidden states of the rows to sample, `workspace.rowsNormed` `[R, H]`. */

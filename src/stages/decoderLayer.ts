@@ -39,7 +39,7 @@ export interface DecoderLayerContext {
  *   h = h + o_proj(attention(norm(h)))      one all-reduce over TP
  *   h = h + down(silu(gate(norm(h))) * up)  one all-reduce over TP
  * Each residual add is fused into the following norm, so the layer leaves its MLP output in
- * `x` for the next layer's (or the final) norm to add.
+ * `x` for the next layer's (or the final) norm to add. The residual stream `h` is f32.
  */
 export const decoderLayer = (index: number, w: DecoderLayerWeights, cache: LayerKvCache, ctx: DecoderLayerContext) =>
   stage(`layer ${index}`, (h: Hidden) =>
@@ -49,16 +49,15 @@ export const decoderLayer = (index: number, w: DecoderLayerWeights, cache: Layer
       const ws = h.workspace
       const T = h.plan.tokenIds.length
       const H = ctx.hidden
-      if (h.pendingAdd) kernels.add_rmsnorm(ws.normed, ws.residual, ws.x, w.inputNorm, T, H, ctx.normEps)
-      else kernels.rmsnorm(ws.normed, ws.residual, w.inputNorm, T, H, ctx.normEps)
+      kernels.add_rmsnorm(ws.normed, ws.residual, ws.x, w.inputNorm, T, H, ctx.normEps, h.residualStarted ? 1 : 0)
 
       attention(kernels, w.attention, cache, ctx.invFreq, ctx.normEps, ctx.blockSize, h, ws.normed, ws.x)
       yield* communicator.allReduceSum(ws.x, T * H)
-      kernels.add_rmsnorm(ws.normed, ws.residual, ws.x, w.postAttentionNorm, T, H, ctx.normEps)
+      kernels.add_rmsnorm(ws.normed, ws.residual, ws.x, w.postAttentionNorm, T, H, ctx.normEps, 1)
 
       mlp(kernels, w.mlp, ws.gateUp, ws.activation, T, ws.normed, ws.x)
       yield* communicator.allReduceSum(ws.x, T * H)
-      const out: Hidden = { plan: h.plan, workspace: ws, pendingAdd: true }
+      const out: Hidden = { plan: h.plan, workspace: ws, residualStarted: true }
       return out
     })
   )

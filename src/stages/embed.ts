@@ -7,7 +7,8 @@ import { stage } from "./stage.ts"
 
 /**
  * Vocab-parallel embedding: each rank gathers the rows of its slice of the vocabulary (zeros
- * elsewhere) into the residual stream, and one all-reduce completes every row.
+ * elsewhere), and one all-reduce completes every row. The rows go to `x`, in the float storage
+ * (exact: they are rows of the table), and the first norm starts the f32 residual stream with them.
  */
 export const embed = (table: VocabShard, hidden: number) =>
   stage("embed", ({ plan, workspace }: StepInput) =>
@@ -15,9 +16,9 @@ export const embed = (table: VocabShard, hidden: number) =>
       const { kernels } = yield* Device
       const communicator = yield* Communicator
       const T = plan.tokenIds.length
-      kernels.embedding(workspace.residual, workspace.tokenIds, table.weight, T, hidden, table.vocabStart, table.vocabEnd)
-      yield* communicator.allReduceSum(workspace.residual, T * hidden)
-      const out: Hidden = { plan, workspace, pendingAdd: false }
+      kernels.embedding(workspace.x, workspace.tokenIds, table.weight, T, hidden, table.vocabStart, table.vocabEnd)
+      yield* communicator.allReduceSum(workspace.x, T * hidden)
+      const out: Hidden = { plan, workspace, residualStarted: false }
       return out
     })
   )

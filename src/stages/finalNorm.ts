@@ -4,22 +4,20 @@ import type { Hidden, SampleRows } from "./activations.ts"
 import { stage } from "./stage.ts"
 
 /**
- * The model's last RMSNorm, applied only to the rows whose logits are needed (the last
- * token of each sampled sequence): a prefill of 1,000 tokens normalises one row, not 1,000.
+ * The model's last RMSNorm, then the rows whose logits are needed (the last token of each
+ * sampled sequence) gathered for lm_head. Every row is normalised, not only those: the
+ * residual's last add is fused into the norm, and a norm is a few microseconds beside the
+ * prefill that made the rows.
  */
 export const finalNorm = (weight: number, hidden: number, normEps: number) =>
   stage("final norm", (h: Hidden) =>
     Effect.gen(function* () {
       const { kernels } = yield* Device
       const ws = h.workspace
+      const T = h.plan.tokenIds.length
       const R = h.plan.sampleRows.length
-      kernels.gather_rows(ws.rowsResidual, ws.residual, ws.sampleRows, R, hidden)
-      if (h.pendingAdd) {
-        kernels.gather_rows(ws.rowsX, ws.x, ws.sampleRows, R, hidden)
-        kernels.add_rmsnorm(ws.rowsNormed, ws.rowsResidual, ws.rowsX, weight, R, hidden, normEps)
-      } else {
-        kernels.rmsnorm(ws.rowsNormed, ws.rowsResidual, weight, R, hidden, normEps)
-      }
+      kernels.add_rmsnorm(ws.normed, ws.residual, ws.x, weight, T, hidden, normEps, h.residualStarted ? 1 : 0)
+      kernels.gather_rows(ws.rowsNormed, ws.normed, ws.sampleRows, R, hidden)
       return { plan: h.plan, workspace: ws, rows: R } satisfies SampleRows
     })
   )

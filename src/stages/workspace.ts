@@ -31,7 +31,7 @@ export class Workspace {
   readonly queryToSeq: number
   readonly blockTables: number
   readonly sampleRows: number
-  /** running sum of the residual stream [T, H] */
+  /** running sum of the residual stream [T, H], f32 on every provider */
   readonly residual: number
   /** a layer's output not yet added into the residual [T, H] */
   readonly x: number
@@ -41,8 +41,6 @@ export class Workspace {
   readonly attention: number
   readonly gateUp: number
   readonly activation: number
-  readonly rowsResidual: number
-  readonly rowsX: number
   readonly rowsNormed: number
   readonly logitsShard: number
   readonly logits: number
@@ -69,15 +67,13 @@ export class Workspace {
     this.queryToSeq = i(T)
     this.blockTables = i(S * limits.maxBlocksPerSeq)
     this.sampleRows = i(S)
-    this.residual = f(T * dims.hidden)
+    this.residual = this.take(T * dims.hidden * 4)
     this.x = f(T * dims.hidden)
     this.normed = f(T * dims.hidden)
     this.qkv = f(T * (dims.heads + 2 * dims.kvHeads) * dims.headDim)
     this.attention = f(T * dims.heads * dims.headDim)
     this.gateUp = f(T * 2 * dims.intermediate)
     this.activation = f(T * dims.intermediate)
-    this.rowsResidual = f(S * dims.hidden)
-    this.rowsX = f(S * dims.hidden)
     this.rowsNormed = f(S * dims.hidden)
     this.logitsShard = f(S * dims.vocab)
     this.logits = f(S * dims.fullVocab)

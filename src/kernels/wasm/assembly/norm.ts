@@ -12,24 +12,37 @@ export function rmsnorm(out: usize, x: usize, w: usize, T: i32, H: i32, eps: f32
   }
 }
 
-/** residual[t] += x[t]; out[t] = rmsnorm(residual[t]) * w; out may alias x */
-export function add_rmsnorm(out: usize, residual: usize, x: usize, w: usize, T: i32, H: i32, eps: f32, begin: i32, end: i32): void {
+/** residual[t] = (accumulate ? residual[t] : 0) + x[t]; out[t] = rmsnorm(residual[t]) * w; out may alias x */
+export function add_rmsnorm(
+  out: usize,
+  residual: usize,
+  x: usize,
+  w: usize,
+  T: i32,
+  H: i32,
+  eps: f32,
+  accumulate: i32,
+  begin: i32,
+  end: i32
+): void {
   const rowBytes = <usize>H << 2
   const bytes4 = <usize>(H & ~3) << 2
   for (let t = begin; t < end; t++) {
     const r = residual + <usize>t * rowBytes
     const xr = x + <usize>t * rowBytes
-    // one pass: the new residual is stored and squared while it is in registers
+    // one pass: the new residual is stored and squared while it is in registers; a residual not
+    // started yet is read as zeros (adding them keeps x's bits, -0 aside)
+    const keep = accumulate != 0 ? v128.splat<i32>(-1) : v128.splat<i32>(0)
     let acc = f32x4.splat(0)
     let i: usize = 0
     for (; i < bytes4; i += 16) {
-      const v = f32x4.add(v128.load(r + i), v128.load(xr + i))
+      const v = f32x4.add(v128.and(v128.load(r + i), keep), v128.load(xr + i))
       v128.store(r + i, v)
       acc = f32x4.add(acc, f32x4.mul(v, v))
     }
     let sum = fold(acc)
     for (; i < rowBytes; i += 4) {
-      const v = load<f32>(r + i) + load<f32>(xr + i)
+      const v = (accumulate != 0 ? load<f32>(r + i) : <f32>0) + load<f32>(xr + i)
       store<f32>(r + i, v)
       sum += v * v
     }
