@@ -74,6 +74,13 @@ constexpr int kRowPadChunks = 4;
 // holds all of K in one tile (M = 8: K <= 10240), staged once per block; past it, two tiles of up
 // to half of it alternate, refilled for each row block.
 constexpr int kMaxSharedBytes = 192 << 10;
+// Weights a block asks L2 for before it waits for the kernel before it: up to this much of its
+// first row block, in pieces of kPrefetchPiece, one per lane of warp 0. Launched as a dependent,
+// a block takes an SM as soon as the kernels before it leave one, and those kernels (attention,
+// rope, the norms, the previous GEMV's tail) leave HBM mostly idle: this puts it to work. 132
+// blocks x 256 KB is 34 MB, within the 50 MB L2.
+constexpr unsigned kPrefetchBytes = 256 << 10;
+constexpr unsigned kPrefetchPiece = kPrefetchBytes / 32;
 
 // ---- kernels ----
 
@@ -100,6 +107,26 @@ __device__ __forceinline__ uint4 load_chunk(const bf16* row, int chunk, int chun
   if (chunk >= chunks) return make_uint4(0, 0, 0, 0);
   if constexpr (VECTOR) return load_streaming(row + (size_t)chunk * kChunk);
   else return load_chunk_scalar(row, chunk * kChunk, K);
+}
+
+// bytes from p into L2, asynchronously (p 16-byte aligned, bytes a multiple of 16)
+__device__ __forceinline__ void prefetch_l2(const void* p, unsigned bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
+#endif
+}
+
+// Row block rb's weights (rows rb * kRowsPerBlock.., contiguous in w) into L2, up to
+// kPrefetchBytes: one piece per lane of the calling warp
+__device__ __forceinline__ void prefetch_row_block(const bf16* w, int rb, int N, int K, int lane) {
+  const int first_row = rb * kRowsPerBlock;
+  const int rows = min(kRowsPerBlock, N - first_row);
+  if (rows <= 0) return;
+  const size_t bytes = min((size_t)rows * K * sizeof(bf16), (size_t)kPrefetchBytes) & ~size_t(15);
+  const size_t begin = (size_t)lane * kPrefetchPiece;
+  if (begin >= bytes) return;
+  const unsigned piece = (unsigned)min((size_t)kPrefetchPiece, bytes - begin);
+  prefetch_l2(reinterpret_cast<const char*>(w + (size_t)first_row * K) + begin, piece);
 }
 
 __device__ __forceinline__ void cp_async_16(void* shared, const void* global) {
@@ -195,8 +222,12 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
     cp_async_commit();
   };
 
+  allow_dependents();  // the kernel after this one may take SMs as this one's blocks leave them
   int rb = blockIdx.x;
-  load_stage(rb, 0);  // weights only: in flight while the kernel before this one finishes
+  // weights only, while the kernel before this one finishes: the first stage into registers,
+  // the rest of the first row block (some of it) into L2
+  load_stage(rb, 0);
+  if (VECTOR && warp == 0) prefetch_row_block(w, rb, N, K, lane);
   wait_for_prerequisites();
   stage_tile(0, 0);
   int buffer = 0;     // the buffer of x_tiles that holds the tile used next
@@ -297,7 +328,8 @@ cudaError_t allow_shared_memory() {
 }
 
 // With `overlap`, launched as a programmatic dependent of the kernel before it on the stream: its
-// first stage of weights loads while that kernel finishes (see allow_dependents).
+// first stage of weights loads, and more of them into L2, while that kernel finishes
+// (common.cuh's launch_kernel).
 template <int NT, bool VECTOR>
 cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream) {
   size_t shared_bytes = 0;
@@ -308,21 +340,7 @@ cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K,
   const int row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
   const int resident = (sm_count > 0 ? sm_count : 1) * kBlocksPerSm;
   const int grid = row_blocks < resident ? row_blocks : resident;
-  if (!overlap) {
-    gemv_kernel<NT, VECTOR><<<grid, kThreads, shared_bytes, stream>>>(out, x, w, M, N, K, tile_rounds);
-    return cudaGetLastError();
-  }
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(grid);
-  config.blockDim = dim3(kThreads);
-  config.dynamicSmemBytes = shared_bytes;
-  config.stream = stream;
-  cudaLaunchAttribute dependent[1];
-  dependent[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  dependent[0].val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = dependent;
-  config.numAttrs = 1;
-  return cudaLaunchKernelEx(&config, gemv_kernel<NT, VECTOR>, out, x, w, M, N, K, tile_rounds);
+  return launch_kernel(gemv_kernel<NT, VECTOR>, grid, kThreads, shared_bytes, stream, overlap, out, x, w, M, N, K, tile_rounds);
 }
 
 }  // namespace
