@@ -74,13 +74,13 @@ constexpr int kRowPadChunks = 4;
 // holds all of K in one tile (M = 8: K <= 10240), staged once per block; past it, two tiles of up
 // to half of it alternate, refilled for each row block.
 constexpr int kMaxSharedBytes = 192 << 10;
-// Weights a block asks L2 for before it waits for the kernel before it: up to this much of its
-// first row block, in pieces of kPrefetchPiece, one per lane of warp 0. Launched as a dependent,
-// a block takes an SM as soon as the kernels before it leave one, and those kernels (attention,
-// rope, the norms, the previous GEMV's tail) leave HBM mostly idle: this puts it to work. 132
-// blocks x 256 KB is 34 MB, within the 50 MB L2.
-constexpr unsigned kPrefetchBytes = 256 << 10;
-constexpr unsigned kPrefetchPiece = kPrefetchBytes / 32;
+// Weights a block may ask L2 for before it waits for the kernel before it: up to this much of its
+// first row block, in pieces of up to kPrefetchPiece, one per lane of warp 0. Launched as a
+// dependent, a block takes an SM as soon as the kernels before it leave one, and those kernels
+// (attention, rope, the norms, the previous GEMV's tail) leave HBM mostly idle: this puts it to
+// work. 132 blocks x 256 KB is 34 MB, within the 50 MB L2.
+constexpr unsigned kMaxPrefetchBytes = 256 << 10;
+constexpr unsigned kPrefetchPiece = kMaxPrefetchBytes / 32;
 
 // ---- kernels ----
 
@@ -117,12 +117,12 @@ __device__ __forceinline__ void prefetch_l2(const void* p, unsigned bytes) {
 }
 
 // Row block rb's weights (rows rb * kRowsPerBlock.., contiguous in w) into L2, up to
-// kPrefetchBytes: one piece per lane of the calling warp
-__device__ __forceinline__ void prefetch_row_block(const bf16* w, int rb, int N, int K, int lane) {
+// `limit` bytes: one piece per lane of the calling warp
+__device__ __forceinline__ void prefetch_row_block(const bf16* w, int rb, int N, int K, unsigned limit, int lane) {
   const int first_row = rb * kRowsPerBlock;
   const int rows = min(kRowsPerBlock, N - first_row);
   if (rows <= 0) return;
-  const size_t bytes = min((size_t)rows * K * sizeof(bf16), (size_t)kPrefetchBytes) & ~size_t(15);
+  const size_t bytes = min((size_t)rows * K * sizeof(bf16), (size_t)min(limit, kMaxPrefetchBytes)) & ~size_t(15);
   const size_t begin = (size_t)lane * kPrefetchPiece;
   if (begin >= bytes) return;
   const unsigned piece = (unsigned)min((size_t)kPrefetchPiece, bytes - begin);
@@ -185,7 +185,8 @@ __device__ __forceinline__ void stage_x(uint4* tile, const bf16* x, int M, int K
 // tile_rounds: rounds of K (kRoundK each: one stage of every split) per shared tile of x.
 template <int NT, bool VECTOR>
 __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
-    gemv_kernel(bf16* __restrict__ out, const bf16* __restrict__ x, const bf16* __restrict__ w, int M, int N, int K, int tile_rounds) {
+    gemv_kernel(bf16* __restrict__ out, const bf16* __restrict__ x, const bf16* __restrict__ w, int M, int N, int K, int tile_rounds,
+                unsigned prefetch_bytes) {
   extern __shared__ __align__(16) uint4 x_tiles[];
   __shared__ float partial[kWarps][NT * 4][32];
 
@@ -227,7 +228,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   // weights only, while the kernel before this one finishes: the first stage into registers,
   // the rest of the first row block (some of it) into L2
   load_stage(rb, 0);
-  if (VECTOR && warp == 0) prefetch_row_block(w, rb, N, K, lane);
+  if (VECTOR && warp == 0 && prefetch_bytes > 0) prefetch_row_block(w, rb, N, K, prefetch_bytes, lane);
   wait_for_prerequisites();
   stage_tile(0, 0);
   int buffer = 0;     // the buffer of x_tiles that holds the tile used next
@@ -331,7 +332,8 @@ cudaError_t allow_shared_memory() {
 // first stage of weights loads, and more of them into L2, while that kernel finishes
 // (common.cuh's launch_kernel).
 template <int NT, bool VECTOR>
-cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream) {
+cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, int prefetch_bytes,
+                   cudaStream_t stream) {
   size_t shared_bytes = 0;
   const int tile_rounds = tile_rounds_for(M, K, &shared_bytes);
   if (shared_bytes > (48 << 10)) {
@@ -340,7 +342,8 @@ cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K,
   const int row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
   const int resident = (sm_count > 0 ? sm_count : 1) * kBlocksPerSm;
   const int grid = row_blocks < resident ? row_blocks : resident;
-  return launch_kernel(gemv_kernel<NT, VECTOR>, grid, kThreads, shared_bytes, stream, overlap, out, x, w, M, N, K, tile_rounds);
+  return launch_kernel(gemv_kernel<NT, VECTOR>, grid, kThreads, shared_bytes, stream, overlap, out, x, w, M, N, K, tile_rounds,
+                       (unsigned)(prefetch_bytes > 0 ? prefetch_bytes : 0));
 }
 
 }  // namespace
@@ -349,15 +352,16 @@ cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K,
 // out[M,N] = x[M,K] @ w[N,K]^T for 1 <= M <= kGemvMaxRows, rows of x and w contiguous (strides K,
 // N for out), on a grid of one block per SM (sm_count). 16-byte loads where K % 8 == 0 and x and w
 // are 16-byte aligned, else element loads with the same arithmetic (same bits).
-inline cudaError_t gemv_matmul(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream) {
+inline cudaError_t gemv_matmul(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, int prefetch_bytes,
+                               cudaStream_t stream) {
   if (M == 0 || N == 0) return cudaSuccess;
   if (M < 0 || M > kGemvMaxRows || N < 0 || K < 0) return cudaErrorInvalidValue;
   if (K == 0) return cudaMemsetAsync(out, 0, (size_t)M * N * sizeof(bf16), stream);  // empty sums
   const bool aligned = K % gemv::kChunk == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
   if (M <= 8) {
-    return aligned ? gemv::launch<1, true>(out, x, w, M, N, K, sm_count, overlap, stream) : gemv::launch<1, false>(out, x, w, M, N, K, sm_count, overlap, stream);
+    return aligned ? gemv::launch<1, true>(out, x, w, M, N, K, sm_count, overlap, prefetch_bytes, stream) : gemv::launch<1, false>(out, x, w, M, N, K, sm_count, overlap, prefetch_bytes, stream);
   }
-  return aligned ? gemv::launch<2, true>(out, x, w, M, N, K, sm_count, overlap, stream) : gemv::launch<2, false>(out, x, w, M, N, K, sm_count, overlap, stream);
+  return aligned ? gemv::launch<2, true>(out, x, w, M, N, K, sm_count, overlap, prefetch_bytes, stream) : gemv::launch<2, false>(out, x, w, M, N, K, sm_count, overlap, prefetch_bytes, stream);
 }
 
 }  // namespace tsr
