@@ -9,7 +9,6 @@ namespace tsr {
 
 __global__ void silu_mul_kernel(bf16* out, const bf16* gate_up, int T, int I) {
   allow_dependents();  // the down projection's GEMV may start streaming its weights
-  wait_for_prerequisites();
   const size_t n = (size_t)T * I;
   for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < n; e += (size_t)gridDim.x * blockDim.x) {
     const size_t t = e / I, i = e % I;
@@ -22,10 +21,11 @@ __global__ void silu_mul_kernel(bf16* out, const bf16* gate_up, int T, int I) {
 
 // ---- launchers ----
 
-inline cudaError_t silu_mul(bf16* out, const bf16* gate_up, int T, int I, bool overlap, cudaStream_t stream) {
+inline cudaError_t silu_mul(bf16* out, const bf16* gate_up, int T, int I, cudaStream_t stream) {
   const size_t n = (size_t)T * I;
   if (n == 0) return cudaSuccess;
-  return launch_kernel(silu_mul_kernel, grid_blocks(n, 256), 256, 0, stream, overlap, out, gate_up, T, I);
+  silu_mul_kernel<<<grid_blocks(n, 256), 256, 0, stream>>>(out, gate_up, T, I);
+  return cudaGetLastError();
 }
 
 }  // namespace tsr

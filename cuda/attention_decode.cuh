@@ -115,7 +115,6 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, float* 
   using Shape = DecodeShape<DMAX>;
   using Pipeline = typename Shape::Pipeline;
   constexpr int kKeys = Shape::kKeys;
-  allow_dependents();  // the combine (or the o projection) may start
   const int t = blockIdx.x;
   if (prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
 
@@ -136,7 +135,6 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, float* 
   const int pitch = mma::pitch_bytes(D);
   const uint32_t stages = mma::shared_address(shared);
   const uint32_t sQ = stages + Pipeline::bytes(pitch);
-  wait_for_prerequisites();  // q from rope, this step's K and V from kv_write
   mma::load_rows(sQ, pitch, mma::kRows, D, q, [&](int r) -> const bf16* {
     return r < heads ? q + (size_t)t * q_stride + (size_t)(first_head + r) * D : nullptr;
   });
@@ -209,7 +207,6 @@ __global__ void combine_kernel(bf16* out, const float* part, const int* query_to
   allow_dependents();  // the o projection's GEMV may start streaming its weights
   const int t = blockIdx.x, h = blockIdx.y, lane = threadIdx.x;
   if (prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
-  wait_for_prerequisites();
   const size_t row = ((size_t)t * Hq + h) * splits;
   const float* stats = part + (size_t)T * Hq * splits * D + 2 * row;
   float m = -kInfinity;
@@ -265,21 +262,18 @@ cudaError_t decode(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_
 template <int DMAX>
 cudaError_t decode_mma(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, const int* query_to_seq, const int* positions,
                        const int* block_tables, int T, int Hq, int Hkv, int D, int q_stride, int max_blocks, int block_size,
-                       float scale_log2, float* scratch, size_t scratch_floats, int target_blocks, bool overlap,
-                       cudaStream_t stream) {
+                       float scale_log2, float* scratch, size_t scratch_floats, int target_blocks, cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
   const auto [chunks, splits] = decode_grid(T, Hq, Hkv, D, scratch, scratch_floats, target_blocks);
   const size_t shared = DecodeShape<DMAX>::shared_bytes(D);
   auto* kernel = decode_mma_kernel<DMAX>;
   // over 48 KiB of dynamic shared memory needs an opt-in (set at every launch: per device)
   if (cudaError_t error = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared)) return error;
-  cudaError_t error = launch_kernel(kernel, dim3(T, Hkv, chunks * splits), kThreads, shared, stream, overlap, out, scratch, q, k_cache,
-                                    v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride, max_blocks, block_size,
-                                    scale_log2, splits);
-  if (error == cudaSuccess && splits > 1) {
-    error = launch_kernel(combine_kernel, dim3(T, Hq), 32, 0, stream, overlap, out, scratch, query_to_seq, T, Hq, D, splits);
-  }
-  return error;
+  kernel<<<dim3(T, Hkv, chunks * splits), kThreads, shared, stream>>>(out, scratch, q, k_cache, v_cache, query_to_seq, positions,
+                                                                      block_tables, T, Hq, Hkv, D, q_stride, max_blocks, block_size,
+                                                                      scale_log2, splits);
+  if (splits > 1) combine_kernel<<<dim3(T, Hq), 32, 0, stream>>>(out, scratch, query_to_seq, T, Hq, D, splits);
+  return cudaGetLastError();
 }
 
 }  // namespace tsr::attention

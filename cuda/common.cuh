@@ -4,8 +4,6 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
-#include <utility>
-
 namespace tsr {
 
 using bf16 = __nv_bfloat16;
@@ -53,16 +51,13 @@ __device__ __forceinline__ float block_max(float v) {
   return warp_max(v);
 }
 
-// Programmatic dependent launch (sm_90). A kernel launched as a dependent (launch_kernel with
-// `dependent`) may start while the kernel before it on the stream still runs: what it does before
-// wait_for_prerequisites must not touch that kernel's outputs, nor write anything an earlier
-// kernel may still read, and the wait returns once that kernel has finished and its writes are
-// visible. That kernel itself waited for the one before it, so the wait covers every earlier
-// kernel. allow_dependents, called first thing by the kernels of a decode step, lets the next
-// kernel start as soon as every block of this one runs: a step becomes a chain of kernels each
-// already resident when its inputs land, and a GEMV's blocks take the SMs the kernels before it
-// free and pull their weights meanwhile (gemv.cuh). Both are no-ops where no dependent launch
-// is involved, so every kernel launched as a dependent must wait before it reads.
+// Programmatic dependent launch (sm_90). A kernel launched with the programmatic-serialization
+// attribute (the GEMV, launched right after these small kernels) may start while the kernel
+// before it still runs: what it does before wait_for_prerequisites must not touch that kernel's
+// outputs (the GEMV streams its weights there), and the wait returns once that kernel has
+// finished and its writes are visible. allow_dependents, called first thing by the kernels
+// that precede a GEMV, lets the dependent start as soon as every block of this one runs. Both
+// are no-ops where no dependent launch is involved.
 __device__ __forceinline__ void allow_dependents() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
@@ -73,24 +68,6 @@ __device__ __forceinline__ void wait_for_prerequisites() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
-}
-
-// kernel<<<grid, block, shared, stream>>>(args...), as a programmatic dependent of the kernel
-// before it when `dependent` (the kernel must then wait_for_prerequisites before its reads)
-template <typename... Params, typename... Args>
-cudaError_t launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream, bool dependent,
-                          Args&&... args) {
-  cudaLaunchConfig_t config = {};
-  config.gridDim = grid;
-  config.blockDim = block;
-  config.dynamicSmemBytes = shared;
-  config.stream = stream;
-  cudaLaunchAttribute attributes[1];
-  attributes[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attributes[0].val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = attributes;
-  config.numAttrs = dependent ? 1 : 0;
-  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 
 // Threads for a kernel that walks one row of n elements per block: enough for one element

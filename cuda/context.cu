@@ -53,9 +53,7 @@ extern "C" int tsr_context_create(int device, tsr_context** out) {
     const char* split = getenv("TSR_DECODE_SPLIT");
     ctx->decode_split = split == nullptr || strcmp(split, "0") != 0;
     const char* overlap = getenv("TSR_OVERLAP_LAUNCHES");
-    ctx->overlap_launches = overlap == nullptr ? 1 : atoi(overlap);
-    const char* prefetch = getenv("TSR_GEMV_PREFETCH");
-    ctx->gemv_prefetch_bytes = prefetch == nullptr ? 0 : atoi(prefetch);
+    ctx->overlap_launches = overlap == nullptr || strcmp(overlap, "0") != 0;
     ctx->attention_scratch_floats = size_t(4) << 20;  // 16 MiB: far more than a split small batch needs
     status = check(cudaMalloc(&ctx->attention_scratch, ctx->attention_scratch_floats * sizeof(float)), "cudaMalloc (attention scratch)");
   }

@@ -22,13 +22,9 @@ struct tsr_context {
   float* attention_scratch;
   size_t attention_scratch_floats;
   int decode_split;
-  // programmatic dependent launches (common.cuh), TSR_OVERLAP_LAUNCHES: 0 none, 1 the GEMV
-  // starts streaming weights while the kernel before it finishes, 2 every kernel of a decode
-  // step is a dependent of the one before
+  // the GEMV starts streaming weights while the kernel before it finishes (programmatic
+  // dependent launch); off where TSR_OVERLAP_LAUNCHES=0
   int overlap_launches;
-  // bytes of its first row block a GEMV block prefetches into L2 before it waits
-  // (TSR_GEMV_PREFETCH)
-  int gemv_prefetch_bytes;
   int sm_count;
 };
 

@@ -95,6 +95,6 @@ extern "C" int tsr_matmul(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* x, co
   TSR_REQUIRE_CONTEXT(ctx);
   TSR_REQUIRE(M >= 0 && N >= 0 && K >= 0, "matmul: M=%d N=%d K=%d", M, N, K);
   if (M == 0 || N == 0) return TSR_OK;
-  if (M <= kGemvCrossoverRows) return check(tsr::gemv_matmul(out, x, w, M, N, K, ctx->sm_count, ctx->overlap_launches >= 1, ctx->gemv_prefetch_bytes, ctx->stream), "gemv_matmul");
+  if (M <= kGemvCrossoverRows) return check(tsr::gemv_matmul(out, x, w, M, N, K, ctx->sm_count, ctx->overlap_launches, ctx->stream), "gemv_matmul");
   return blas_matmul(ctx, out, x, w, M, N, K);
 }

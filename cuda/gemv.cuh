@@ -74,13 +74,6 @@ constexpr int kRowPadChunks = 4;
 // holds all of K in one tile (M = 8: K <= 10240), staged once per block; past it, two tiles of up
 // to half of it alternate, refilled for each row block.
 constexpr int kMaxSharedBytes = 192 << 10;
-// Weights a block may ask L2 for before it waits for the kernel before it: up to this much of its
-// first row block, in pieces of up to kPrefetchPiece, one per lane of warp 0. Launched as a
-// dependent, a block takes an SM as soon as the kernels before it leave one, and those kernels
-// (attention, rope, the norms, the previous GEMV's tail) leave HBM mostly idle: this puts it to
-// work. 132 blocks x 256 KB is 34 MB, within the 50 MB L2.
-constexpr unsigned kMaxPrefetchBytes = 256 << 10;
-constexpr unsigned kPrefetchPiece = kMaxPrefetchBytes / 32;
 
 // ---- kernels ----
 
@@ -107,26 +100,6 @@ __device__ __forceinline__ uint4 load_chunk(const bf16* row, int chunk, int chun
   if (chunk >= chunks) return make_uint4(0, 0, 0, 0);
   if constexpr (VECTOR) return load_streaming(row + (size_t)chunk * kChunk);
   else return load_chunk_scalar(row, chunk * kChunk, K);
-}
-
-// bytes from p into L2, asynchronously (p 16-byte aligned, bytes a multiple of 16)
-__device__ __forceinline__ void prefetch_l2(const void* p, unsigned bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-#endif
-}
-
-// Row block rb's weights (rows rb * kRowsPerBlock.., contiguous in w) into L2, up to
-// `limit` bytes: one piece per lane of the calling warp
-__device__ __forceinline__ void prefetch_row_block(const bf16* w, int rb, int N, int K, unsigned limit, int lane) {
-  const int first_row = rb * kRowsPerBlock;
-  const int rows = min(kRowsPerBlock, N - first_row);
-  if (rows <= 0) return;
-  const size_t bytes = min((size_t)rows * K * sizeof(bf16), (size_t)min(limit, kMaxPrefetchBytes)) & ~size_t(15);
-  const size_t begin = (size_t)lane * kPrefetchPiece;
-  if (begin >= bytes) return;
-  const unsigned piece = (unsigned)min((size_t)kPrefetchPiece, bytes - begin);
-  prefetch_l2(reinterpret_cast<const char*>(w + (size_t)first_row * K) + begin, piece);
 }
 
 __device__ __forceinline__ void cp_async_16(void* shared, const void* global) {
@@ -185,8 +158,7 @@ __device__ __forceinline__ void stage_x(uint4* tile, const bf16* x, int M, int K
 // tile_rounds: rounds of K (kRoundK each: one stage of every split) per shared tile of x.
 template <int NT, bool VECTOR>
 __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
-    gemv_kernel(bf16* __restrict__ out, const bf16* __restrict__ x, const bf16* __restrict__ w, int M, int N, int K, int tile_rounds,
-                unsigned prefetch_bytes) {
+    gemv_kernel(bf16* __restrict__ out, const bf16* __restrict__ x, const bf16* __restrict__ w, int M, int N, int K, int tile_rounds) {
   extern __shared__ __align__(16) uint4 x_tiles[];
   __shared__ float partial[kWarps][NT * 4][32];
 
@@ -223,12 +195,8 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
     cp_async_commit();
   };
 
-  allow_dependents();  // the kernel after this one may take SMs as this one's blocks leave them
   int rb = blockIdx.x;
-  // weights only, while the kernel before this one finishes: the first stage into registers,
-  // the rest of the first row block (some of it) into L2
-  load_stage(rb, 0);
-  if (VECTOR && warp == 0 && prefetch_bytes > 0) prefetch_row_block(w, rb, N, K, prefetch_bytes, lane);
+  load_stage(rb, 0);  // weights only: in flight while the kernel before this one finishes
   wait_for_prerequisites();
   stage_tile(0, 0);
   int buffer = 0;     // the buffer of x_tiles that holds the tile used next
@@ -329,11 +297,9 @@ cudaError_t allow_shared_memory() {
 }
 
 // With `overlap`, launched as a programmatic dependent of the kernel before it on the stream: its
-// first stage of weights loads, and more of them into L2, while that kernel finishes
-// (common.cuh's launch_kernel).
+// first stage of weights loads while that kernel finishes (see allow_dependents).
 template <int NT, bool VECTOR>
-cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, int prefetch_bytes,
-                   cudaStream_t stream) {
+cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream) {
   size_t shared_bytes = 0;
   const int tile_rounds = tile_rounds_for(M, K, &shared_bytes);
   if (shared_bytes > (48 << 10)) {
@@ -342,8 +308,21 @@ cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K,
   const int row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
   const int resident = (sm_count > 0 ? sm_count : 1) * kBlocksPerSm;
   const int grid = row_blocks < resident ? row_blocks : resident;
-  return launch_kernel(gemv_kernel<NT, VECTOR>, grid, kThreads, shared_bytes, stream, overlap, out, x, w, M, N, K, tile_rounds,
-                       (unsigned)(prefetch_bytes > 0 ? prefetch_bytes : 0));
+  if (!overlap) {
+    gemv_kernel<NT, VECTOR><<<grid, kThreads, shared_bytes, stream>>>(out, x, w, M, N, K, tile_rounds);
+    return cudaGetLastError();
+  }
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(grid);
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = shared_bytes;
+  config.stream = stream;
+  cudaLaunchAttribute dependent[1];
+  dependent[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  dependent[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = dependent;
+  config.numAttrs = 1;
+  return cudaLaunchKernelEx(&config, gemv_kernel<NT, VECTOR>, out, x, w, M, N, K, tile_rounds);
 }
 
 }  // namespace
@@ -352,16 +331,15 @@ cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K,
 // out[M,N] = x[M,K] @ w[N,K]^T for 1 <= M <= kGemvMaxRows, rows of x and w contiguous (strides K,
 // N for out), on a grid of one block per SM (sm_count). 16-byte loads where K % 8 == 0 and x and w
 // are 16-byte aligned, else element loads with the same arithmetic (same bits).
-inline cudaError_t gemv_matmul(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, int prefetch_bytes,
-                               cudaStream_t stream) {
+inline cudaError_t gemv_matmul(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream) {
   if (M == 0 || N == 0) return cudaSuccess;
   if (M < 0 || M > kGemvMaxRows || N < 0 || K < 0) return cudaErrorInvalidValue;
   if (K == 0) return cudaMemsetAsync(out, 0, (size_t)M * N * sizeof(bf16), stream);  // empty sums
   const bool aligned = K % gemv::kChunk == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
   if (M <= 8) {
-    return aligned ? gemv::launch<1, true>(out, x, w, M, N, K, sm_count, overlap, prefetch_bytes, stream) : gemv::launch<1, false>(out, x, w, M, N, K, sm_count, overlap, prefetch_bytes, stream);
+    return aligned ? gemv::launch<1, true>(out, x, w, M, N, K, sm_count, overlap, stream) : gemv::launch<1, false>(out, x, w, M, N, K, sm_count, overlap, stream);
   }
-  return aligned ? gemv::launch<2, true>(out, x, w, M, N, K, sm_count, overlap, prefetch_bytes, stream) : gemv::launch<2, false>(out, x, w, M, N, K, sm_count, overlap, prefetch_bytes, stream);
+  return aligned ? gemv::launch<2, true>(out, x, w, M, N, K, sm_count, overlap, stream) : gemv::launch<2, false>(out, x, w, M, N, K, sm_count, overlap, stream);
 }
 
 }  // namespace tsr

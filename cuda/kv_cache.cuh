@@ -12,8 +12,6 @@ namespace tsr {
 // slot, so each of K and V is one run of Hkv*D elements.
 __global__ void kv_write_kernel(bf16* k_cache, bf16* v_cache, const bf16* k, const bf16* v, const int* slots, int Hkv, int D,
                                 int k_stride, int v_stride) {
-  allow_dependents();
-  wait_for_prerequisites();
   const int t = blockIdx.x;
   const int slot = slots[t];
   if (slot < 0) return;
@@ -31,10 +29,10 @@ __global__ void kv_write_kernel(bf16* k_cache, bf16* v_cache, const bf16* k, con
 // ---- launchers ----
 
 inline cudaError_t kv_write(bf16* k_cache, bf16* v_cache, const bf16* k, const bf16* v, const int* slots, int T, int Hkv, int D,
-                            int k_stride, int v_stride, bool overlap, cudaStream_t stream) {
+                            int k_stride, int v_stride, cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
-  return launch_kernel(kv_write_kernel, T, row_threads(Hkv * D), 0, stream, overlap, k_cache, v_cache, k, v, slots, Hkv, D, k_stride,
-                       v_stride);
+  kv_write_kernel<<<T, row_threads(Hkv * D), 0, stream>>>(k_cache, v_cache, k, v, slots, Hkv, D, k_stride, v_stride);
+  return cudaGetLastError();
 }
 
 }  // namespace tsr

@@ -13,7 +13,6 @@ namespace tsr {
 // One block per row of H. out may alias x: each thread rewrites only the elements it read.
 __global__ void rmsnorm_kernel(bf16* out, const bf16* x, const bf16* w, int H, float eps) {
   allow_dependents();  // the GEMV after it may start streaming its weights
-  wait_for_prerequisites();
   const size_t row = (size_t)blockIdx.x * H;
   float squares = 0.f;
   for (int i = threadIdx.x; i < H; i += blockDim.x) {
@@ -30,7 +29,6 @@ __global__ void rmsnorm_kernel(bf16* out, const bf16* x, const bf16* w, int H, f
 // pass). out may alias x: x[i] is read before out[i] is written, by one thread.
 __global__ void add_rmsnorm_kernel(bf16* out, float* residual, const bf16* x, const bf16* w, int H, float eps, bool accumulate) {
   allow_dependents();  // the GEMV after it may start streaming its weights
-  wait_for_prerequisites();
   const size_t row = (size_t)blockIdx.x * H;
   float squares = 0.f;
   for (int i = threadIdx.x; i < H; i += blockDim.x) {
@@ -60,16 +58,17 @@ __global__ void head_rmsnorm_kernel(bf16* x, const bf16* w, int T, int heads, in
 
 // ---- launchers ----
 
-// overlap: launched as a programmatic dependent of the kernel before it (common.cuh)
-inline cudaError_t rmsnorm(bf16* out, const bf16* x, const bf16* w, int T, int H, float eps, bool overlap, cudaStream_t stream) {
+inline cudaError_t rmsnorm(bf16* out, const bf16* x, const bf16* w, int T, int H, float eps, cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
-  return launch_kernel(rmsnorm_kernel, T, row_threads(H), 0, stream, overlap, out, x, w, H, eps);
+  rmsnorm_kernel<<<T, row_threads(H), 0, stream>>>(out, x, w, H, eps);
+  return cudaGetLastError();
 }
 
 inline cudaError_t add_rmsnorm(bf16* out, float* residual, const bf16* x, const bf16* w, int T, int H, float eps,
-                               bool accumulate, bool overlap, cudaStream_t stream) {
+                               bool accumulate, cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
-  return launch_kernel(add_rmsnorm_kernel, T, row_threads(H), 0, stream, overlap, out, residual, x, w, H, eps, accumulate);
+  add_rmsnorm_kernel<<<T, row_threads(H), 0, stream>>>(out, residual, x, w, H, eps, accumulate);
+  return cudaGetLastError();
 }
 
 inline cudaError_t head_rmsnorm(bf16* x, const bf16* w, int T, int heads, int D, int stride, float eps, cudaStream_t stream) {

@@ -9,5 +9,5 @@ extern "C" int tsr_rope(tsr_context* ctx, tsr_bf16* q, tsr_bf16* k, const int32_
   // D/2 (cos, sin) pairs of 8 bytes must fit the default 48 KiB of shared memory
   TSR_REQUIRE(T >= 0 && Hq >= 0 && Hkv >= 0 && D > 0 && D % 2 == 0 && D <= 8192, "rope: T=%d Hq=%d Hkv=%d D=%d (D even, at most 8192)",
               T, Hq, Hkv, D);
-  return check(tsr::rope(q, k, positions, invFreq, T, Hq, Hkv, D, qStride, kStride, ctx->overlap_launches >= 2, ctx->stream), "rope");
+  return check(tsr::rope(q, k, positions, invFreq, T, Hq, Hkv, D, qStride, kStride, ctx->stream), "rope");
 }

@@ -15,7 +15,6 @@ namespace tsr {
 // One block per token; dynamic shared memory holds its D/2 (cos, sin) pairs.
 __global__ void rope_kernel(bf16* q, bf16* k, const int* positions, const float* inv_freq, int Hq, int Hkv, int D, int q_stride,
                             int k_stride) {
-  allow_dependents();
   extern __shared__ float2 turn[];
   const int t = blockIdx.x;
   const int half = D / 2;
@@ -25,9 +24,6 @@ __global__ void rope_kernel(bf16* q, bf16* k, const int* positions, const float*
     sincos(position * (double)inv_freq[i], &s, &c);
     turn[i] = make_float2((float)c, (float)s);
   }
-  // the angles need only the step's positions (written before the step began); q and k are
-  // the projection's output
-  wait_for_prerequisites();
   __syncthreads();
   for (int e = threadIdx.x; e < (Hq + Hkv) * half; e += blockDim.x) {
     const int h = e / half, i = e % half;
@@ -42,11 +38,11 @@ __global__ void rope_kernel(bf16* q, bf16* k, const int* positions, const float*
 // ---- launchers ----
 
 inline cudaError_t rope(bf16* q, bf16* k, const int* positions, const float* inv_freq, int T, int Hq, int Hkv, int D, int q_stride,
-                        int k_stride, bool overlap, cudaStream_t stream) {
+                        int k_stride, cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
   const size_t shared = (size_t)(D / 2) * sizeof(float2);
-  return launch_kernel(rope_kernel, T, row_threads((Hq + Hkv) * (D / 2)), shared, stream, overlap, q, k, positions, inv_freq, Hq, Hkv,
-                       D, q_stride, k_stride);
+  rope_kernel<<<T, row_threads((Hq + Hkv) * (D / 2)), shared, stream>>>(q, k, positions, inv_freq, Hq, Hkv, D, q_stride, k_stride);
+  return cudaGetLastError();
 }
 
 }  // namespace tsr
