@@ -15,7 +15,7 @@
 // Flash-decoding: when the blocks are too few to fill the GPU (small batches), each one's keys
 // are split over `splits` blocks, each taking a contiguous run of key tiles and writing its
 // rows' unnormalised output, max and sum (f32) to `part`; then the splits of each row are merged
-// (merge_splits): by combine_kernel after the CUDA-core kernel, and by the last of a row's split
+// (split_weights, merge_split_row): by combine_kernel after the CUDA-core kernel, and by the last of a row's split
 // blocks to finish in the tensor-core kernel, which counts them in `counters` (no launch of its
 // own: at batch 1 that launch was a fifth of the attention's time). With splits = 1 a kernel
 // stores the normalised output itself. The split count depends on T alone, so a captured graph
@@ -36,23 +36,38 @@ constexpr int kDecodeHeads = 16;  // query heads of a decode block: one mma tile
 
 // ---- kernels ----
 
-// Row `row`'s splits merged, for output dimension d: sum_s acc_s 2^(max_s - M) / sum_s sum_s
-// 2^(max_s - M), over the splits that saw a key (sum_s > 0). `part` holds [rows][splits][D]
-// accumulators, `stats` [rows][splits][max, sum]. Read through L2 (__ldcg): other blocks wrote them.
-__device__ __forceinline__ float merge_splits(const float* part, const float* stats, size_t row, int splits, int D, int d) {
+// Merging a row's splits: out[d] = sum_s acc_s[d] 2^(max_s - M) / sum_s sum_s 2^(max_s - M) over
+// the splits that saw a key (sum_s > 0). `part` holds [rows][splits][D] accumulators, `stats`
+// [rows][splits][max, sum]; both are read through L2 (__ldcg): other blocks wrote them.
+//
+// split_weights (one thread a row) puts each split's 2^(max_s - M) in weight[s] (0 for a split
+// with no key) and returns 1 / the total; merge_split_row then sums a dimension's accumulators
+// in split order, its loads issued together (a loop of dependent L2 reads per element cost the
+// merged kernel 4 us at batch 1).
+__device__ __forceinline__ float split_weights(const float* stats, size_t row, int splits, float* weight) {
   const float* s = stats + 2 * row * splits;
   float m = -kInfinity;
   for (int i = 0; i < splits; ++i) m = fmaxf(m, __ldcg(s + 2 * i));
-  float total = 0.f, acc = 0.f;
+  float total = 0.f;
   for (int i = 0; i < splits; ++i) {
     const float sum = __ldcg(s + 2 * i + 1);
-    if (sum > 0.f) {
-      const float weight = exp2f(__ldcg(s + 2 * i) - m);
-      total += sum * weight;
-      acc += __ldcg(part + (row * splits + i) * D + d) * weight;
-    }
+    weight[i] = sum > 0.f ? exp2f(__ldcg(s + 2 * i) - m) : 0.f;
+    total += sum > 0.f ? sum * weight[i] : 0.f;
   }
-  return total > 0.f ? acc * (1.f / total) : 0.f;
+  return total > 0.f ? 1.f / total : 0.f;
+}
+
+__device__ __forceinline__ float merge_split_row(const float* part, size_t row, int splits, int D, int d, const float* weight,
+                                                 float inv_total) {
+  float value[kMaxSplits];
+#pragma unroll
+  for (int i = 0; i < kMaxSplits; ++i) value[i] = i < splits && weight[i] != 0.f ? __ldcg(part + (row * splits + i) * D + d) : 0.f;
+  float acc = 0.f;
+#pragma unroll
+  for (int i = 0; i < kMaxSplits; ++i) {
+    if (i < splits && weight[i] != 0.f) acc += value[i] * weight[i];
+  }
+  return acc * inv_total;
 }
 
 template <int DPL>
@@ -142,6 +157,7 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, float* 
   using Shape = DecodeShape<DMAX>;
   using Pipeline = typename Shape::Pipeline;
   constexpr int kKeys = Shape::kKeys;
+  allow_dependents();  // the o projection's GEMV may start streaming its weights
   const int t = blockIdx.x;
   if (prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
 
@@ -233,6 +249,7 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, float* 
   // partials are published (fence) before it is counted; the last one sees every count, so
   // every other block's partials.
   __shared__ bool merges;
+  __shared__ float weight[kDecodeHeads][kMaxSplits], inv_total[kDecodeHeads];
   __threadfence();
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -243,10 +260,12 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, float* 
   __syncthreads();
   if (!merges) return;
   __threadfence();
+  if (threadIdx.x < heads) inv_total[threadIdx.x] = split_weights(stats, (size_t)t * Hq + first_head + threadIdx.x, splits, weight[threadIdx.x]);
+  __syncthreads();
   for (int e = threadIdx.x; e < heads * D; e += kThreads) {
     const int r = e / D, d = e % D;
     const size_t row = (size_t)t * Hq + first_head + r;
-    out[row * D + d] = round_bf16(merge_splits(part, stats, row, splits, D, d));
+    out[row * D + d] = round_bf16(merge_split_row(part, row, splits, D, d, weight[r], inv_total[r]));
   }
 }
 
@@ -256,8 +275,10 @@ __global__ void combine_kernel(bf16* out, const float* part, const int* query_to
   const int t = blockIdx.x, h = blockIdx.y, lane = threadIdx.x;
   if (prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
   const size_t row = (size_t)t * Hq + h;
-  const float* stats = part + (size_t)T * Hq * splits * D;
-  for (int d = lane; d < D; d += 32) out[row * D + d] = round_bf16(merge_splits(part, stats, row, splits, D, d));
+  __shared__ float weight[kMaxSplits], inv_total;
+  if (lane == 0) inv_total = split_weights(part + (size_t)T * Hq * splits * D, row, splits, weight);
+  __syncwarp();
+  for (int d = lane; d < D; d += 32) out[row * D + d] = round_bf16(merge_split_row(part, row, splits, D, d, weight, inv_total));
 }
 
 // Splits for T tokens: enough blocks for `target_blocks`, at most kMaxSplits, within the scratch.
