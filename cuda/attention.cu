@@ -19,12 +19,6 @@ namespace attn = tsr::attention;
 
 namespace {
 
-// The attention scratch (context.cu, zeroed when made): the split counters first, then the split
-// partials; no partials (no flash-decoding) where TSR_DECODE_SPLIT=0
-int* split_counters(const tsr_context* ctx) { return reinterpret_cast<int*>(ctx->attention_scratch); }
-float* split_partials(const tsr_context* ctx) { return ctx->decode_split ? ctx->attention_scratch + attn::kSplitCounters : nullptr; }
-size_t split_partial_floats(const tsr_context* ctx) { return ctx->attention_scratch_floats - attn::kSplitCounters; }
-
 template <int DPL>
 cudaError_t cuda_core_attention(tsr::bf16* out, const tsr::bf16* q, const tsr::bf16* k_cache, const tsr::bf16* v_cache,
                                 const int* query_to_seq, const int* positions, const int* block_tables, int T, int Hq, int Hkv, int D,
@@ -35,7 +29,7 @@ cudaError_t cuda_core_attention(tsr::bf16* out, const tsr::bf16* q, const tsr::b
                                          max_blocks, block_size, scale_log2, stream);
   if (error != cudaSuccess) return error;
   return attn::decode<DPL>(out, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride, max_blocks,
-                           block_size, scale_log2, split_partials(ctx), split_partial_floats(ctx),
+                           block_size, scale_log2, ctx->decode_split ? ctx->attention_scratch : nullptr, ctx->attention_scratch_floats,
                            2 * ctx->sm_count, stream);
 }
 
@@ -63,8 +57,8 @@ cudaError_t tensor_core_attention(tsr::bf16* out, const tsr::bf16* q, const tsr:
   if (error != cudaSuccess) return error;
   // two tensor-core decode blocks fit an SM (shared memory): split until there are two waves
   return attn::decode_mma<DMAX>(out, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride, max_blocks,
-                                block_size, scale_log2, split_partials(ctx), split_partial_floats(ctx), split_counters(ctx),
-                                4 * ctx->sm_count, stream);
+                                block_size, scale_log2, ctx->decode_split ? ctx->attention_scratch : nullptr,
+                                ctx->attention_scratch_floats, 4 * ctx->sm_count, stream);
 }
 
 bool aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }

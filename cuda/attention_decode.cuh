@@ -14,12 +14,9 @@
 //
 // Flash-decoding: when the blocks are too few to fill the GPU (small batches), each one's keys
 // are split over `splits` blocks, each taking a contiguous run of key tiles and writing its
-// rows' unnormalised output, max and sum (f32) to `part`; then the splits of each row are merged
-// (split_weights, merge_split_row): by combine_kernel after the CUDA-core kernel, and by the last of a row's split
-// blocks to finish in the tensor-core kernel, which counts them in `counters` (no launch of its
-// own: at batch 1 that launch was a fifth of the attention's time). With splits = 1 a kernel
-// stores the normalised output itself. The split count depends on T alone, so a captured graph
-// stays valid for any positions.
+// rows' unnormalised output, max and sum (f32) to `part`; combine_kernel then merges the splits
+// of each row. With splits = 1 a kernel stores the normalised output itself. The split count
+// depends on T alone, so a captured graph stays valid for any positions.
 #pragma once
 
 #include "attention_common.cuh"
@@ -28,47 +25,9 @@
 namespace tsr::attention {
 
 constexpr int kMaxSplits = 16;
-// Split counters of the tensor-core decode, one per (token, kv head, chunk) block group, at the
-// front of the attention scratch, zero between launches (the last block resets its own). Splits
-// happen only while the groups are fewer than the GPU's target blocks, so this is plenty.
-constexpr int kSplitCounters = 4096;
 constexpr int kDecodeHeads = 16;  // query heads of a decode block: one mma tile, 16 CUDA-core rows
 
 // ---- kernels ----
-
-// Merging a row's splits: out[d] = sum_s acc_s[d] 2^(max_s - M) / sum_s sum_s 2^(max_s - M) over
-// the splits that saw a key (sum_s > 0). `part` holds [rows][splits][D] accumulators, `stats`
-// [rows][splits][max, sum]; both are read through L2 (__ldcg): other blocks wrote them.
-//
-// split_weights (one thread a row) puts each split's 2^(max_s - M) in weight[s] (0 for a split
-// with no key) and returns 1 / the total; merge_split_row then sums a dimension's accumulators
-// in split order, its loads issued together (a loop of dependent L2 reads per element cost the
-// merged kernel 4 us at batch 1).
-__device__ __forceinline__ float split_weights(const float* stats, size_t row, int splits, float* weight) {
-  const float* s = stats + 2 * row * splits;
-  float m = -kInfinity;
-  for (int i = 0; i < splits; ++i) m = fmaxf(m, __ldcg(s + 2 * i));
-  float total = 0.f;
-  for (int i = 0; i < splits; ++i) {
-    const float sum = __ldcg(s + 2 * i + 1);
-    weight[i] = sum > 0.f ? exp2f(__ldcg(s + 2 * i) - m) : 0.f;
-    total += sum > 0.f ? sum * weight[i] : 0.f;
-  }
-  return total > 0.f ? 1.f / total : 0.f;
-}
-
-__device__ __forceinline__ float merge_split_row(const float* part, size_t row, int splits, int D, int d, const float* weight,
-                                                 float inv_total) {
-  float value[kMaxSplits];
-#pragma unroll
-  for (int i = 0; i < kMaxSplits; ++i) value[i] = i < splits && weight[i] != 0.f ? __ldcg(part + (row * splits + i) * D + d) : 0.f;
-  float acc = 0.f;
-#pragma unroll
-  for (int i = 0; i < kMaxSplits; ++i) {
-    if (i < splits && weight[i] != 0.f) acc += value[i] * weight[i];
-  }
-  return acc * inv_total;
-}
 
 template <int DPL>
 __global__ void __launch_bounds__(kThreads) decode_split_kernel(bf16* out, float* part, const bf16* q, const bf16* k_cache,
@@ -149,15 +108,13 @@ struct DecodeShape {
 };
 
 template <int DMAX>
-__global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, float* part, int* counters, const bf16* q, const bf16* k_cache,
-                                                              const bf16* v_cache,
+__global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, float* part, const bf16* q, const bf16* k_cache, const bf16* v_cache,
                                                               const int* query_to_seq, const int* positions, const int* block_tables, int T,
                                                               int Hq, int Hkv, int D, int q_stride, int max_blocks, int block_size,
                                                               float scale_log2, int splits) {
   using Shape = DecodeShape<DMAX>;
   using Pipeline = typename Shape::Pipeline;
   constexpr int kKeys = Shape::kKeys;
-  allow_dependents();  // the o projection's GEMV may start streaming its weights
   const int t = blockIdx.x;
   if (prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
 
@@ -243,42 +200,27 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, float* 
       }
     }
   }
-  if (splits == 1) return;
-
-  // The last split block of this (token, kv head, chunk) to finish merges the splits. Its
-  // partials are published (fence) before it is counted; the last one sees every count, so
-  // every other block's partials.
-  __shared__ bool merges;
-  __shared__ float weight[kDecodeHeads][kMaxSplits], inv_total[kDecodeHeads];
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int* counter = counters + ((size_t)t * Hkv + g) * (gridDim.z / splits) + chunk;
-    merges = atomicAdd(counter, 1) == splits - 1;
-    if (merges) *counter = 0;  // for the next launch
-  }
-  __syncthreads();
-  if (!merges) return;
-  __threadfence();
-  if (threadIdx.x < heads) inv_total[threadIdx.x] = split_weights(stats, (size_t)t * Hq + first_head + threadIdx.x, splits, weight[threadIdx.x]);
-  __syncthreads();
-  for (int e = threadIdx.x; e < heads * D; e += kThreads) {
-    const int r = e / D, d = e % D;
-    const size_t row = (size_t)t * Hq + first_head + r;
-    out[row * D + d] = round_bf16(merge_split_row(part, row, splits, D, d, weight[r], inv_total[r]));
-  }
 }
 
-// One warp per (token, query head): the CUDA-core kernel's splits merged.
+// One warp per (token, query head): out = sum_s acc_s 2^(max_s - M) / sum_s sum_s 2^(max_s - M).
 __global__ void combine_kernel(bf16* out, const float* part, const int* query_to_seq, int T, int Hq, int D, int splits) {
   allow_dependents();  // the o projection's GEMV may start streaming its weights
   const int t = blockIdx.x, h = blockIdx.y, lane = threadIdx.x;
   if (prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
-  const size_t row = (size_t)t * Hq + h;
-  __shared__ float weight[kMaxSplits], inv_total;
-  if (lane == 0) inv_total = split_weights(part + (size_t)T * Hq * splits * D, row, splits, weight);
-  __syncwarp();
-  for (int d = lane; d < D; d += 32) out[row * D + d] = round_bf16(merge_split_row(part, row, splits, D, d, weight, inv_total));
+  const size_t row = ((size_t)t * Hq + h) * splits;
+  const float* stats = part + (size_t)T * Hq * splits * D + 2 * row;
+  float m = -kInfinity;
+  for (int s = 0; s < splits; ++s) m = fmaxf(m, stats[2 * s]);
+  float total = 0.f;
+  for (int s = 0; s < splits; ++s) total += stats[2 * s + 1] > 0.f ? stats[2 * s + 1] * exp2f(stats[2 * s] - m) : 0.f;
+  const float inv = total > 0.f ? 1.f / total : 0.f;
+  for (int d = lane; d < D; d += 32) {
+    float acc = 0.f;
+    for (int s = 0; s < splits; ++s) {
+      if (stats[2 * s + 1] > 0.f) acc += part[(row + s) * D + d] * exp2f(stats[2 * s] - m);
+    }
+    out[((size_t)t * Hq + h) * D + d] = round_bf16(acc * inv);
+  }
 }
 
 // Splits for T tokens: enough blocks for `target_blocks`, at most kMaxSplits, within the scratch.
@@ -320,17 +262,17 @@ cudaError_t decode(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_
 template <int DMAX>
 cudaError_t decode_mma(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, const int* query_to_seq, const int* positions,
                        const int* block_tables, int T, int Hq, int Hkv, int D, int q_stride, int max_blocks, int block_size,
-                       float scale_log2, float* scratch, size_t scratch_floats, int* counters, int target_blocks, cudaStream_t stream) {
+                       float scale_log2, float* scratch, size_t scratch_floats, int target_blocks, cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
-  auto [chunks, splits] = decode_grid(T, Hq, Hkv, D, scratch, scratch_floats, target_blocks);
-  if ((long)T * Hkv * chunks > kSplitCounters) splits = 1;  // never, while target_blocks <= kSplitCounters
+  const auto [chunks, splits] = decode_grid(T, Hq, Hkv, D, scratch, scratch_floats, target_blocks);
   const size_t shared = DecodeShape<DMAX>::shared_bytes(D);
   auto* kernel = decode_mma_kernel<DMAX>;
   // over 48 KiB of dynamic shared memory needs an opt-in (set at every launch: per device)
   if (cudaError_t error = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared)) return error;
-  kernel<<<dim3(T, Hkv, chunks * splits), kThreads, shared, stream>>>(out, scratch, counters, q, k_cache, v_cache, query_to_seq,
-                                                                      positions, block_tables, T, Hq, Hkv, D, q_stride, max_blocks,
-                                                                      block_size, scale_log2, splits);
+  kernel<<<dim3(T, Hkv, chunks * splits), kThreads, shared, stream>>>(out, scratch, q, k_cache, v_cache, query_to_seq, positions,
+                                                                      block_tables, T, Hq, Hkv, D, q_stride, max_blocks, block_size,
+                                                                      scale_log2, splits);
+  if (splits > 1) combine_kernel<<<dim3(T, Hq), 32, 0, stream>>>(out, scratch, query_to_seq, T, Hq, D, splits);
   return cudaGetLastError();
 }
 

@@ -56,8 +56,6 @@ extern "C" int tsr_context_create(int device, tsr_context** out) {
     ctx->overlap_launches = overlap == nullptr || strcmp(overlap, "0") != 0;
     ctx->attention_scratch_floats = size_t(4) << 20;  // 16 MiB: far more than a split small batch needs
     status = check(cudaMalloc(&ctx->attention_scratch, ctx->attention_scratch_floats * sizeof(float)), "cudaMalloc (attention scratch)");
-    // its front holds the decode's split counters, which must start at zero
-    if (status == TSR_OK) status = check(cudaMemset(ctx->attention_scratch, 0, ctx->attention_scratch_floats * sizeof(float)), "cudaMemset (attention scratch)");
   }
   if (status != TSR_OK) {
     // keep the first failure's message: destroying may fail too, and would overwrite it
