@@ -48,7 +48,6 @@ extern "C" int tsr_context_create(int device, tsr_context** out) {
   // non-blocking: the legacy default stream must never serialise against our work
   int status = check(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
   if (status == TSR_OK) status = tsr::gemm_create(ctx);
-  if (status == TSR_OK) status = tsr::prefetch_create(ctx);
   if (status == TSR_OK) status = check(cudaDeviceGetAttribute(&ctx->sm_count, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
   if (status == TSR_OK) {
     const char* split = getenv("TSR_DECODE_SPLIT");
@@ -73,7 +72,6 @@ extern "C" int tsr_context_destroy(tsr_context* ctx) {
   if (ctx == nullptr) return TSR_OK;
   int status = TSR_OK;
   if (ctx->stream != nullptr) status = check(cudaStreamSynchronize(ctx->stream), "cudaStreamSynchronize");
-  tsr::prefetch_destroy(ctx);
   tsr::gemm_destroy(ctx);
   if (ctx->staging != nullptr) cudaFree(ctx->staging);
   if (ctx->attention_scratch != nullptr) cudaFree(ctx->attention_scratch);
@@ -84,7 +82,6 @@ extern "C" int tsr_context_destroy(tsr_context* ctx) {
 
 extern "C" int tsr_synchronize(tsr_context* ctx) {
   TSR_REQUIRE_CONTEXT(ctx);
-  if (int status = tsr::prefetch_join(ctx)) return status;
   return check(cudaStreamSynchronize(ctx->stream), "cudaStreamSynchronize");
 }
 

@@ -26,13 +26,6 @@ struct tsr_context {
   // dependent launch); off where TSR_OVERLAP_LAUNCHES=0
   int overlap_launches;
   int sm_count;
-  // L2 prefetches (prefetch.cu): their stream, the events that fork it from `stream` and join it
-  // back, whether a prefetch is not joined yet, and the most bytes one asks for; no stream where
-  // TSR_PREFETCH_L2=0
-  cudaStream_t prefetch_stream;
-  cudaEvent_t prefetch_fork, prefetch_join;
-  bool prefetch_pending;
-  size_t prefetch_limit;
 };
 
 namespace tsr {
@@ -46,12 +39,6 @@ int check(cudaError_t error, const char* what);
 
 // allocates ctx->staging once (memory.cu); before a graph capture, which may not allocate
 int ensure_staging(tsr_context* ctx);
-
-// The prefetch stream (prefetch.cu): made with the context; joined back into the context's
-// stream (a no-op when nothing is pending) before anything waits for that stream or ends a capture.
-int prefetch_create(tsr_context* ctx);
-int prefetch_join(tsr_context* ctx);
-void prefetch_destroy(tsr_context* ctx);
 
 // cuBLAS lives in gemm.cu alone, so that every other file builds without its headers.
 int gemm_create(tsr_context* ctx);

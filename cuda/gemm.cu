@@ -4,8 +4,6 @@
 // The only file that needs cuBLAS. Where its header is missing (a machine with the CUDA
 // compiler but no cuBLAS, as CI's), it still builds: small M still runs (gemv.cuh needs nothing
 // but CUDA), and larger M reports TSR_UNSUPPORTED, so the other kernels stay usable and checkable.
-#include <cstdlib>
-
 #include "context.cuh"
 #include "gemv.cuh"
 
@@ -93,19 +91,10 @@ int blas_matmul(tsr_context*, tsr_bf16*, const tsr_bf16*, const tsr_bf16*, int M
 
 #endif
 
-// EXPERIMENT: TSR_GEMV_RESERVE_SMS=k runs the GEMV's persistent grid on all but k SMs
-static int gemv_blocks(const tsr_context* ctx) {
-  static const int reserve = [] {
-    const char* value = getenv("TSR_GEMV_RESERVE_SMS");
-    return value == nullptr ? 0 : atoi(value);
-  }();
-  return ctx->sm_count - reserve;
-}
-
 extern "C" int tsr_matmul(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* x, const tsr_bf16* w, int M, int N, int K) {
   TSR_REQUIRE_CONTEXT(ctx);
   TSR_REQUIRE(M >= 0 && N >= 0 && K >= 0, "matmul: M=%d N=%d K=%d", M, N, K);
   if (M == 0 || N == 0) return TSR_OK;
-  if (M <= kGemvCrossoverRows) return check(tsr::gemv_matmul(out, x, w, M, N, K, gemv_blocks(ctx), ctx->overlap_launches, ctx->stream), "gemv_matmul");
+  if (M <= kGemvCrossoverRows) return check(tsr::gemv_matmul(out, x, w, M, N, K, ctx->sm_count, ctx->overlap_launches, ctx->stream), "gemv_matmul");
   return blas_matmul(ctx, out, x, w, M, N, K);
 }

@@ -18,15 +18,9 @@ extern "C" int tsr_graph_end(tsr_context* ctx, void** exec) {
   TSR_REQUIRE_CONTEXT(ctx);
   TSR_REQUIRE(exec != nullptr, "tsr_graph_end: null out");
   *exec = nullptr;
-  // a capture must end with every stream it forked joined back
-  const int joined = tsr::prefetch_join(ctx);
   cudaGraph_t graph = nullptr;
   // ending always leaves capture mode, also after a failed call inside it invalidated the capture
   if (int status = check(cudaStreamEndCapture(ctx->stream, &graph), "cudaStreamEndCapture")) return status;
-  if (joined != TSR_OK) {
-    cudaGraphDestroy(graph);
-    return joined;
-  }
   cudaGraphExec_t instance = nullptr;
   const int status = check(cudaGraphInstantiate(&instance, graph, 0), "cudaGraphInstantiate");
   cudaGraphDestroy(graph);

@@ -126,8 +126,6 @@ int tsr_argmax(tsr_context* ctx, int32_t* out, const tsr_bf16* logits, int M, in
 int tsr_softmax(tsr_context* ctx, tsr_bf16* x, int M, int V, float temperature);
 /* rows.cu: out[i] = x[i] for n elements */
 int tsr_copy(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* x, int n);
-/* prefetch.cu: a hint that x[0..n) is read soon: fetched into L2 on a stream beside the context's */
-int tsr_prefetch(tsr_context* ctx, const tsr_bf16* x, int n);
 
 #ifdef __cplusplus
 }

@@ -150,13 +150,6 @@ export const catalog = {
     doc: "out[i] = x[i] for n float elements",
     tensors: [float("out", ["n"], true), float("x", ["n"])],
     scalars: ["n"]
-  },
-  prefetch: {
-    doc:
-      "a hint that x[0..n) is read soon (the next layer's weights); computes nothing. The CUDA provider fetches it into L2 " +
-      "beside the kernels in flight, for the kernels that leave HBM idle; the WASM provider ignores it",
-    tensors: [float("x", ["n"])],
-    scalars: ["n"]
   }
 } as const satisfies Record<string, KernelSpec>
 

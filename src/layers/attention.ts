@@ -1,7 +1,7 @@
 import type { Kernels } from "../kernels/catalog.ts"
 import type { ModelConfig } from "../model/config.ts"
 import type { LayerKvCache } from "./kvCache.ts"
-import { applyLinear, loadColumnParallel, loadRowParallel, prefetchLinear, type Linear } from "./linear.ts"
+import { applyLinear, loadColumnParallel, loadRowParallel, type Linear } from "./linear.ts"
 import { shardRange, type TpShard, type WeightLoader } from "./shard.ts"
 import type { StepInput } from "../stages/activations.ts"
 
@@ -70,7 +70,6 @@ export const attention = (
   const k = q + heads * D * ws.floatBytes
   const v = k + kvHeads * D * ws.floatBytes
   applyLinear(kernels, ws.qkv, input, T, w.qkv)
-  prefetchLinear(kernels, w.o)  // read after rope, the cache write and attention, which barely touch memory
   if (w.qNorm !== undefined && w.kNorm !== undefined) {
     kernels.head_rmsnorm(q, w.qNorm, T, heads, D, stride, normEps)
     kernels.head_rmsnorm(k, w.kNorm, T, kvHeads, D, stride, normEps)

@@ -46,12 +46,6 @@ export const loadRowParallel = (
 }
 
 /** out[T, outFeatures] = x[T, inFeatures] @ W^T (+ b) */
-/**
- * A hint that `layer`'s weights are read soon: placed before kernels that leave memory idle
- * (rope, attention, the norms), it lets the provider fetch them meanwhile (catalog `prefetch`).
- */
-export const prefetchLinear = (kernels: Kernels, layer: Linear): void => kernels.prefetch(layer.weight, layer.outFeatures * layer.inFeatures)
-
 export const applyLinear = (kernels: Kernels, out: number, x: number, tokens: number, layer: Linear): void => {
   kernels.matmul(out, x, layer.weight, tokens, layer.outFeatures, layer.inFeatures)
   if (layer.bias !== undefined) kernels.add_bias(out, layer.bias, tokens, layer.outFeatures)

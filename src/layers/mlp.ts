@@ -1,6 +1,6 @@
 import type { Kernels } from "../kernels/catalog.ts"
 import type { ModelConfig } from "../model/config.ts"
-import { applyLinear, loadColumnParallel, loadRowParallel, prefetchLinear, type Linear } from "./linear.ts"
+import { applyLinear, loadColumnParallel, loadRowParallel, type Linear } from "./linear.ts"
 import type { TpShard, WeightLoader } from "./shard.ts"
 
 /** The gated MLP: gate and up fused column-parallel, down row-parallel. */
@@ -30,7 +30,6 @@ export const loadMlp = (loader: WeightLoader, config: ModelConfig, prefix: strin
 export const mlp = (kernels: Kernels, w: MlpWeights, gateUp: number, activation: number, tokens: number, input: number, out: number): void => {
   const intermediate = w.down.inFeatures
   applyLinear(kernels, gateUp, input, tokens, w.gateUp)
-  prefetchLinear(kernels, w.down)  // the activation leaves memory idle
   kernels.silu_mul(activation, gateUp, tokens, intermediate)
   applyLinear(kernels, out, activation, tokens, w.down)
 }

@@ -3,7 +3,6 @@ import { Communicator } from "../effects/Communicator.ts"
 import { Device } from "../effects/Device.ts"
 import { attention, loadAttention, type AttentionWeights } from "../layers/attention.ts"
 import type { LayerKvCache } from "../layers/kvCache.ts"
-import { prefetchLinear } from "../layers/linear.ts"
 import { loadMlp, mlp, type MlpWeights } from "../layers/mlp.ts"
 import type { TpShard, WeightLoader } from "../layers/shard.ts"
 import type { ModelConfig } from "../model/config.ts"
@@ -54,7 +53,6 @@ export const decoderLayer = (index: number, w: DecoderLayerWeights, cache: Layer
 
       attention(kernels, w.attention, cache, ctx.invFreq, ctx.normEps, ctx.blockSize, h, ws.normed, ws.x)
       yield* communicator.allReduceSum(ws.x, T * H)
-      prefetchLinear(kernels, w.mlp.gateUp)  // the norm leaves memory idle
       kernels.add_rmsnorm(ws.normed, ws.residual, ws.x, w.postAttentionNorm, T, H, ctx.normEps, 1)
 
       mlp(kernels, w.mlp, ws.gateUp, ws.activation, T, ws.normed, ws.x)

@@ -9,9 +9,6 @@ export function gather_rows(out: usize, x: usize, indices: usize, R: i32, H: i32
   }
 }
 
-/** a hint that x[0..n) is read soon: nothing to fetch in one linear memory */
-export function prefetch(x: usize, n: i32): void {}
-
 /** out[i] = x[i] for n f32 elements */
 export function copy(out: usize, x: usize, n: i32): void {
   memory.copy(out, x, <usize>n << 2)
