@@ -73,11 +73,27 @@ extern "C" int tsr_context_destroy(tsr_context* ctx) {
   int status = TSR_OK;
   if (ctx->stream != nullptr) status = check(cudaStreamSynchronize(ctx->stream), "cudaStreamSynchronize");
   tsr::gemm_destroy(ctx);
+  if (ctx->sampler_scratch != nullptr) cudaFree(ctx->sampler_scratch);
   if (ctx->staging != nullptr) cudaFree(ctx->staging);
   if (ctx->attention_scratch != nullptr) cudaFree(ctx->attention_scratch);
   if (ctx->stream != nullptr) cudaStreamDestroy(ctx->stream);
   delete ctx;
   return status;
+}
+
+int tsr::sampler_scratch(tsr_context* ctx, size_t bytes, void** out) {
+  if (bytes > ctx->sampler_scratch_bytes) {
+    if (ctx->sampler_scratch != nullptr) {
+      // cudaFree waits for the device, so no kernel still reads the old buffer
+      if (int status = check(cudaFree(ctx->sampler_scratch), "cudaFree (sampler scratch)")) return status;
+      ctx->sampler_scratch = nullptr;
+      ctx->sampler_scratch_bytes = 0;
+    }
+    if (int status = check(cudaMalloc(&ctx->sampler_scratch, bytes), "cudaMalloc (sampler scratch)")) return status;
+    ctx->sampler_scratch_bytes = bytes;
+  }
+  *out = ctx->sampler_scratch;
+  return TSR_OK;
 }
 
 extern "C" int tsr_synchronize(tsr_context* ctx) {

@@ -26,6 +26,10 @@ struct tsr_context {
   // dependent launch); off where TSR_OVERLAP_LAUNCHES=0
   int overlap_launches;
   int sm_count;
+  // the sampler's per-row work arrays (sampler.cu), grown to the largest call and kept: at batch
+  // 256 they are 690 MB, which an allocation per call mapped and released every step
+  void* sampler_scratch;
+  size_t sampler_scratch_bytes;
 };
 
 namespace tsr {
@@ -39,6 +43,10 @@ int check(cudaError_t error, const char* what);
 
 // allocates ctx->staging once (memory.cu); before a graph capture, which may not allocate
 int ensure_staging(tsr_context* ctx);
+
+// *out := ctx->sampler_scratch, grown to at least `bytes` first (a reallocation waits for the
+// device: only when a larger batch than any before is sampled)
+int sampler_scratch(tsr_context* ctx, size_t bytes, void** out);
 
 // cuBLAS lives in gemm.cu alone, so that every other file builds without its headers.
 int gemm_create(tsr_context* ctx);

@@ -128,9 +128,10 @@ struct RowScratch {
 
 // Writes the ids i in [0, V) with keep(i), in id order, to c (and w[i] to cv); returns the
 // count to every thread. Each thread takes one contiguous chunk; an exclusive scan of the
-// chunks' counts places them.
+// chunks' counts places them. With `identity_allowed`, a row that keeps every id writes
+// nothing: its candidates are the ids themselves and their values w (the caller's `identity`).
 template <typename Keep>
-__device__ int compact(const RowScratch& s, int V, Keep keep, int* counts) {
+__device__ int compact(const RowScratch& s, int V, Keep keep, int* counts, bool identity_allowed = false) {
   const int chunk = (V + kThreads - 1) / kThreads;
   const int begin = min(V, (int)threadIdx.x * chunk), end = min(V, begin + chunk);
   int mine = 0;
@@ -148,6 +149,10 @@ __device__ int compact(const RowScratch& s, int V, Keep keep, int* counts) {
     counts[kThreads] = total;
   }
   __syncthreads();
+  if (identity_allowed && counts[kThreads] == V) {
+    __syncthreads();  // every thread has read the total before a later call rewrites counts
+    return V;
+  }
   int at = counts[threadIdx.x];
   for (int i = begin; i < end; i++) {
     if (keep(i)) {
@@ -252,7 +257,15 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(const Logit* logi
   const double minP = min_p[row];
   for (int i = threadIdx.x; i < V; i += kThreads) s.w[i] = exp((s.w[i] - top) / T);  // a division, as the CPU
   __syncthreads();
-  int n = compact(s, V, [&](int i) { const double e = s.w[i]; return e > 0 && e >= minP; }, counts);
+  const int k = top_k[row];
+  const double topP = top_p[row];
+  // Rows that keep every id after min-p (the common temperature-only row, or min-p 0) and have
+  // no top-k or top-p to apply need no candidate list: sums and the draw read w and return the
+  // index itself, as reading the list would (it is the identity). That saves a row's writes of
+  // 12 bytes an id and their reads.
+  const bool identity_allowed = !(k > 0 && k < V) && !(topP < 1);
+  int n = compact(s, V, [&](int i) { const double e = s.w[i]; return e > 0 && e >= minP; }, counts, identity_allowed);
+  const bool identity = identity_allowed && n == V;
   // keeps c[0, lo) and puts them back in id order
   auto keepAndReorder = [&](long long maxCount, double maxMass) {
     for (int i = threadIdx.x; i < V; i += kThreads) s.f[i] = 0;
@@ -263,9 +276,7 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(const Logit* logi
     __syncthreads();
     n = compact(s, V, [&](int i) { return s.f[i] != 0; }, counts);
   };
-  const int k = top_k[row];
   if (k > 0 && k < n) keepAndReorder(k, __builtin_huge_val());
-  const double topP = top_p[row];
   if (topP < 1) {
     __shared__ double maxMass;
     const double total = chunked_total(s.cv, n, sums);
@@ -273,27 +284,28 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(const Logit* logi
     __syncthreads();
     keepAndReorder(-1, maxMass);
   }
-  const double total = chunked_total(s.cv, n, sums);
+  const double* values = identity ? s.w : s.cv;
+  const double total = chunked_total(values, n, sums);
   if (threadIdx.x != 0) return;
   // Sampler.draw: whole chunks skipped by their sums, the one the target falls in scanned
   const double u = philox_uniform(seed_lo[row], seed_hi[row], (uint32_t)position[row], (uint32_t)sample_index[row]);
   const double target = u * total;
   const int size = (n + kSumChunks - 1) / kSumChunks;
   double cumulative = 0;
-  for (int k = 0; k < kSumChunks; k++) {
-    if (cumulative + sums[k] > target) {
-      for (int j = k * size, end = min(n, (k + 1) * size); j < end; j++) {
-        cumulative += s.cv[j];
+  for (int chunk = 0; chunk < kSumChunks; chunk++) {
+    if (cumulative + sums[chunk] > target) {
+      for (int j = chunk * size, end = min(n, (chunk + 1) * size); j < end; j++) {
+        cumulative += values[j];
         if (cumulative > target) {
-          out[row] = s.c[j];
+          out[row] = identity ? j : s.c[j];
           return;
         }
       }
     } else {
-      cumulative += sums[k];
+      cumulative += sums[chunk];
     }
   }
-  out[row] = n > 0 ? s.c[n - 1] : 0;
+  out[row] = n > 0 ? (identity ? n - 1 : s.c[n - 1]) : 0;
 }
 
 template <typename Logit>
@@ -304,16 +316,13 @@ int sample_rows(tsr_context* ctx, const Logit* logits, int rows, int vocab, cons
   TSR_REQUIRE(logits && temperature && top_p && top_k && min_p && seed_lo && seed_hi && position && sample_index && out_tokens, "tsr_sample_rows: null pointer");
   const size_t elements = (size_t)rows * vocab;
   void* scratch = nullptr;
-  int status = tsr::check(cudaMallocAsync(&scratch, elements * (2 * sizeof(double) + sizeof(int) + 1), ctx->stream), "tsr_sample_rows: scratch");
-  if (status != TSR_OK) return status;
+  if (int status = tsr::sampler_scratch(ctx, elements * (2 * sizeof(double) + sizeof(int) + 1), &scratch)) return status;
   double* work = (double*)scratch;
   double* cvals = work + elements;
   int* cands = (int*)(cvals + elements);
   uint8_t* flags = (uint8_t*)(cands + elements);
   sample_rows_kernel<Logit><<<rows, kThreads, 0, ctx->stream>>>(logits, vocab, temperature, top_p, top_k, min_p, seed_lo, seed_hi, position, sample_index, out_tokens, work, cvals, cands, flags);
-  status = tsr::check(cudaGetLastError(), "tsr_sample_rows: launch");
-  const int freed = tsr::check(cudaFreeAsync(scratch, ctx->stream), "tsr_sample_rows: free");
-  return status != TSR_OK ? status : freed;
+  return tsr::check(cudaGetLastError(), "tsr_sample_rows: launch");
 }
 
 }  // namespace
