@@ -22,6 +22,8 @@ struct tsr_context {
   float* attention_scratch;
   size_t attention_scratch_floats;
   int decode_split;
+  // tensor-core decode blocks per SM the split count aims for (TSR_DECODE_BLOCKS_PER_SM, default 4)
+  int decode_blocks_per_sm;
   // the GEMV starts streaming weights while the kernel before it finishes (programmatic
   // dependent launch); off where TSR_OVERLAP_LAUNCHES=0
   int overlap_launches;
