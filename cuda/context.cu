@@ -53,7 +53,7 @@ extern "C" int tsr_context_create(int device, tsr_context** out) {
     const char* split = getenv("TSR_DECODE_SPLIT");
     ctx->decode_split = split == nullptr || strcmp(split, "0") != 0;
     const char* per_sm = getenv("TSR_DECODE_BLOCKS_PER_SM");
-    ctx->decode_blocks_per_sm = per_sm == nullptr ? 4 : atoi(per_sm);
+    ctx->decode_blocks_per_sm = per_sm == nullptr ? 1 : atoi(per_sm);
     const char* overlap = getenv("TSR_OVERLAP_LAUNCHES");
     ctx->overlap_launches = overlap == nullptr || strcmp(overlap, "0") != 0;
     ctx->attention_scratch_floats = size_t(4) << 20;  // 16 MiB: far more than a split small batch needs
