@@ -16,6 +16,7 @@
 import { spawnSync } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import { commit } from "./lib/results.ts"
 import { createCudaProvider } from "../src/kernels/cuda/provider.ts"
 import type { KernelProvider } from "../src/kernels/provider.ts"
 import { createWasmProvider } from "../src/kernels/wasm/provider.ts"
@@ -95,6 +96,7 @@ const main = async () => {
   const record = {
     device,
     command: `bun bench/gpu-check.ts ${process.argv.slice(2).join(" ")}`.trim(),
+    commit: commit(),
     date: new Date().toISOString(),
     tolerances: {
       kernels:

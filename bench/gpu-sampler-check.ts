@@ -16,6 +16,7 @@
 import type { Pointer } from "bun:ffi"
 import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import { commit } from "./lib/results.ts"
 import { openSampler } from "../ffi/sampling.ts"
 import { roundBf16 } from "./gpu-check-kernels.ts"
 import { seedKey } from "../src/sampling/philox.ts"
@@ -186,7 +187,7 @@ mkdirSync(outDir, { recursive: true })
 const file = join(outDir, `gpu-sampler-check-${device.replace(/[^A-Za-z0-9._-]+/g, "-")}.json`)
 writeFileSync(
   file,
-  `${JSON.stringify({ device, command: `bun bench/gpu-sampler-check.ts ${process.argv.slice(2).join(" ")}`.trim(), date: new Date().toISOString(), results: { rows: totalRows, mismatches: totalMismatches, perVocab, firstMismatches: mismatches } }, null, 2)}\n`
+  `${JSON.stringify({ device, command: `bun bench/gpu-sampler-check.ts ${process.argv.slice(2).join(" ")}`.trim(), commit: commit(), date: new Date().toISOString(), results: { rows: totalRows, mismatches: totalMismatches, perVocab, firstMismatches: mismatches } }, null, 2)}\n`
 )
 console.log(`wrote ${file}`)
 process.exit(totalMismatches === 0 ? 0 : 1)

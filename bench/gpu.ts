@@ -270,7 +270,7 @@ const hfStatus = process.argv.includes("--no-peers") || hfTimeout < 30 ? "skippe
 
 const result: GpuBench = {
   device: gpu.device,
-  commit: process.env.TESSERA_COMMIT ?? commit(),
+  commit: commit(),
   date: new Date().toISOString(),
   decodeSplit,
   command: `bun bench/gpu.ts ${process.argv.slice(2).join(" ")}`.trim(),

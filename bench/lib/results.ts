@@ -14,7 +14,12 @@ export const time = (fn: () => void, repeats: number, warmup = 2): { ms: number;
   return { ms: samples[Math.floor(repeats / 2)], minMs: samples[0] }
 }
 
+/**
+ * The commit the results are of: $TESSERA_COMMIT where set (the device machine's copy of the
+ * checkout has no history of its own), else HEAD, marked when the tree has changes.
+ */
 export const commit = (): string => {
+  if (process.env.TESSERA_COMMIT) return process.env.TESSERA_COMMIT
   try {
     const head = execSync("git rev-parse HEAD", { stdio: ["ignore", "pipe", "ignore"] }).toString().trim()
     const dirty = execSync("git status --porcelain --untracked-files=no", { stdio: ["ignore", "pipe", "ignore"] }).toString().trim()
