@@ -31,7 +31,7 @@ import { createCudaProvider, type CudaKernelProvider } from "../src/kernels/cuda
 import type { KernelProvider } from "../src/kernels/provider.ts"
 import { createWasmProvider } from "../src/kernels/wasm/provider.ts"
 import { judge, logitError, type GreedyReference, type GreedyResult, type LogitError } from "./gpu-check-models.ts"
-import { commit } from "./lib/results.ts"
+import { commit, deviceSlug } from "./lib/results.ts"
 
 interface Reference {
   readonly shape: string
@@ -187,7 +187,7 @@ const main = async () => {
 
   const { firstLogits, outside, minMargin, greedy, batches } = result
   const pass = firstLogits.pass && greedy.every((g) => g.pass) && batches.every((b) => b.pass) && leakedBytes === 0
-  const slug = device.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "")
+  const slug = deviceSlug(device)
   mkdirSync(outDir, { recursive: true })
   const path = join(outDir, `gpu-check-large-${slug}.json`)
   const record = {

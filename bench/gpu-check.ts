@@ -16,7 +16,7 @@
 import { spawnSync } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { commit } from "./lib/results.ts"
+import { commit, deviceSlug } from "./lib/results.ts"
 import { createCudaProvider } from "../src/kernels/cuda/provider.ts"
 import type { KernelProvider } from "../src/kernels/provider.ts"
 import { createWasmProvider } from "../src/kernels/wasm/provider.ts"
@@ -90,7 +90,7 @@ const main = async () => {
   const sanitizer = runSanitizer ? ["none", "memcheck", "racecheck", "initcheck"].map(sanitize) : []
 
   const pass = kernels.every((k) => k.pass) && models.length > 0 && models.every((m) => m.pass) && sanitizer.every((s) => s.pass)
-  const slug = device.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "")
+  const slug = deviceSlug(device)
   mkdirSync(outDir, { recursive: true })
   const path = join(outDir, `gpu-check-${slug}.json`)
   const record = {

@@ -17,6 +17,7 @@ import { join } from "node:path"
 import { createCudaProvider } from "../src/kernels/cuda/provider.ts"
 import { attentionQueries } from "./lib/attentionQueries.ts"
 import { timeOnDevice } from "./lib/gpuTiming.ts"
+import { deviceSlug } from "./lib/results.ts"
 
 const argValue = (flag: string): string | undefined => {
   const i = process.argv.indexOf(flag)
@@ -138,7 +139,7 @@ attention("prefill 1 seq x 2048 tokens", [[0, 2048]], 10)
 
 gpu.close()
 const result = { device: gpu.device, date: new Date().toISOString(), ceilings: { copyBytesPerSecond: bandwidth, gemmFlopsPerSecond: gemmRate }, rows }
-const slug = gpu.device.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "")
+const slug = deviceSlug(gpu.device)
 mkdirSync(outDir, { recursive: true })
 const path = join(outDir, `gpu-kernels-${slug}.json`)
 writeFileSync(path, `${JSON.stringify(result, null, 2)}\n`)

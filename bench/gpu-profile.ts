@@ -23,7 +23,7 @@ import { deviceDummyWeights } from "../src/kernels/cuda/dummyWeights.ts"
 import { createCudaProvider, type CudaKernelProvider } from "../src/kernels/cuda/provider.ts"
 import { readModelConfig } from "../src/model/config.ts"
 import { llama3_8bConfig, writeBenchModel } from "./lib/dummyModel.ts"
-import { commit } from "./lib/results.ts"
+import { commit, deviceSlug } from "./lib/results.ts"
 
 const argValue = (flag: string, fallback: string): string => {
   const i = process.argv.indexOf(flag)
@@ -140,7 +140,7 @@ gpu.events.destroy(end)
 await Effect.runPromise(executor.close())
 gpu.close()
 
-const slug = gpu.device.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "")
+const slug = deviceSlug(gpu.device)
 mkdirSync(outDir, { recursive: true })
 const path = join(outDir, `gpu-profile-${slug}.json`)
 writeFileSync(path, `${JSON.stringify({ device: gpu.device, commit: commit(), date: new Date().toISOString(), command: `bun bench/gpu-profile.ts ${process.argv.slice(2).join(" ")}`.trim(), context, reps, results }, null, 2)}\n`)

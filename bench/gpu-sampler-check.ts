@@ -16,7 +16,7 @@
 import type { Pointer } from "bun:ffi"
 import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { commit } from "./lib/results.ts"
+import { commit, deviceSlug } from "./lib/results.ts"
 import { openSampler } from "../ffi/sampling.ts"
 import { roundBf16 } from "./gpu-check-kernels.ts"
 import { seedKey } from "../src/sampling/philox.ts"
@@ -184,7 +184,7 @@ const totalMismatches = perVocab.reduce((a, v) => a + v.mismatches, 0)
 console.log(`rows compared: ${totalRows}, mismatches: ${totalMismatches}`)
 for (const m of mismatches.slice(0, 10)) console.log(`  mismatch ${JSON.stringify(m)}`)
 mkdirSync(outDir, { recursive: true })
-const file = join(outDir, `gpu-sampler-check-${device.replace(/[^A-Za-z0-9._-]+/g, "-")}.json`)
+const file = join(outDir, `gpu-sampler-check-${deviceSlug(device)}.json`)
 writeFileSync(
   file,
   `${JSON.stringify({ device, command: `bun bench/gpu-sampler-check.ts ${process.argv.slice(2).join(" ")}`.trim(), commit: commit(), date: new Date().toISOString(), results: { rows: totalRows, mismatches: totalMismatches, perVocab, firstMismatches: mismatches } }, null, 2)}\n`

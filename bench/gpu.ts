@@ -36,7 +36,7 @@ import { readModelConfig } from "../src/model/config.ts"
 import type { RowSampling, StepPlan } from "../src/stages/stepPlan.ts"
 import { timeOnDevice } from "./lib/gpuTiming.ts"
 import { checkModel, fixtureNames, type LogitError } from "./gpu-check-models.ts"
-import { commit } from "./lib/results.ts"
+import { commit, deviceSlug } from "./lib/results.ts"
 import { llama3_8bConfig, writeBenchModel } from "./lib/dummyModel.ts"
 import { printTable, type GpuBench } from "./gpu-table.ts"
 
@@ -72,7 +72,7 @@ log(`device ${gpu.device}`)
 
 // ---- correctness first: the fixtures through every decode mode ----
 // transformers' own bf16 error per fixture, as gpu-check.ts recorded it on this device: the bound where it exceeds 2e-2
-const slug = gpu.device.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "")
+const slug = deviceSlug(gpu.device)
 const recordedCheck = join(process.cwd(), "bench", "results", `gpu-check-${slug}.json`)
 const hfBf16 = new Map<string, LogitError>(
   existsSync(recordedCheck)

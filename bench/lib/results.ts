@@ -29,6 +29,9 @@ export const commit = (): string => {
   }
 }
 
+/** a device's name as a file name part: "NVIDIA H100 80GB HBM3" -> "nvidia-h100-80gb-hbm3" */
+export const deviceSlug = (device: string): string => device.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "")
+
 export const cpuDevice = (): string =>
   `${os.type()} ${os.release()} ${os.arch()}, ${os.cpus()[0]?.model ?? "unknown CPU"} x ${os.cpus().length}`
 
