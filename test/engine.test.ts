@@ -244,6 +244,50 @@ describe("Engine", () => {
     }
   })
 
+  it("with an executor that launches asynchronously, hands a step's deltas over once the next step is launched, and loses none", async () => {
+    // a stand-in for the GPU's decode graphs: the step goes to the "device", onLaunched, then a
+    // wait that yields; it counts the deltas the streams had taken before the launch and by the
+    // end of the wait
+    const inner = makeHashExecutor({ vocabSize: V, numBlocks: 64, blockSize: 4 })
+    let received = 0
+    const takenDuringWait: number[] = []
+    const async: Executor = {
+      ...inner,
+      launchesAsync: true,
+      execute: (plan, onLaunched) =>
+        Effect.gen(function* () {
+          const before = received
+          onLaunched?.()
+          yield* Effect.sleep("2 millis")
+          takenDuringWait.push(received - before)
+          return yield* inner.execute(plan)
+        }),
+    }
+    const prompts = [[1, 2, 3], [4, 5], [6], [7, 8, 9, 10]]
+    const maxTokens = [5, 9, 3, 7]
+    const all = await run(
+      Effect.forEach(
+        prompts,
+        (prompt, i) =>
+          Effect.gen(function* () {
+            const engine = yield* Engine
+            const { stream } = yield* engine.generate({ promptTokenIds: prompt, params: params({ temperature: 0, max_tokens: maxTokens[i], ignore_eos: true }) })
+            return Chunk.toArray(yield* Stream.runCollect(stream.pipe(Stream.tap(() => Effect.sync(() => received++)))))
+          }),
+        { concurrency: "unbounded" },
+      ),
+      async,
+    )
+    all.forEach((deltas, i) => {
+      expect(tokensOf(deltas)).toEqual(greedyReference(prompts[i], maxTokens[i]))
+      expect(deltas.at(-1)!.finishReason).toBe("length")
+    })
+    // every step's deltas but the last reached the streams while a later step was on the
+    // "device" (delivered at the end of each step instead, none would arrive during a wait)
+    expect(takenDuringWait.reduce((a, b) => a + b, 0)).toBeGreaterThan(0)
+    expect(takenDuringWait.slice(1).every((n) => n > 0)).toBe(true)
+  })
+
   it("draws sampled rows where the executor samples on the device, with the host sampler's tokens", async () => {
     // a stand-in for a GPU executor: it draws each row of plan.sampling from the parameters the
     // plan carries alone, with the host's sampler, and hands back no logits unless asked

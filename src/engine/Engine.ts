@@ -134,21 +134,32 @@ const makeEngine = (config: EngineConfig) =>
         if (next._tag === "None") break
         admit(next.value)
       }
-      if (!core.hasUnfinishedRequests) return admit(yield* Queue.take(intake))
+      if (!core.hasUnfinishedRequests) {
+        processor.flush()
+        return admit(yield* Queue.take(intake))
+      }
       const output = core.schedule()
-      if (output.scheduled.length === 0) return yield* Effect.yieldNow()
+      if (output.scheduled.length === 0) {
+        processor.flush()
+        return yield* Effect.yieldNow()
+      }
       // greedy rows take the executor's argmax, sampled ones its draw where it can; the logits
       // leave the device only when a row needs them
       const plan = { ...output.plan, ...processor.stepNeeds(output, executor.samplesOnDevice === true) }
       // a throw or defect inside the executor (a device fault surfacing in a kernel call) fails
       // this step's requests like an ExecutorError does, instead of ending the loop
+      // The previous step's deltas go out once this one is with the device (or after it,
+      // where the executor says nothing), so that the requests' streams take them meanwhile.
       const step = yield* Effect.either(
-        Effect.suspend(() => executor.execute(plan)).pipe(
+        Effect.suspend(() => executor.execute(plan, processor.flush)).pipe(
           Effect.catchAllDefect((defect) => Effect.fail({ message: `executor: ${defect instanceof Error ? defect.message : String(defect)}` }))
         )
       )
+      processor.flush()
       if (step._tag === "Left") return yield* failStep(step.left)
       const { sampledTokenIds, finished } = processor.processStep(output, step.right)
+      // an executor that computes on this thread leaves no time to overlap: deliver them now
+      if (executor.launchesAsync !== true) processor.flush()
       // decodes compute one token each: the last sampled one, which is not a prompt token
       const decodes = output.plan.seqs.reduce((n, seq, i) => n + (seq.numComputedTokens >= output.scheduled[i].promptLength ? 1 : 0), 0)
       core.update(output, sampledTokenIds)
@@ -170,7 +181,12 @@ const makeEngine = (config: EngineConfig) =>
     })
 
     // added before the loop is forked, so it runs after the loop has been interrupted
-    yield* Effect.addFinalizer(() => Effect.sync(() => live.forEach(endAborted)))
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        processor.flush()
+        live.forEach(endAborted)
+      })
+    )
     yield* Effect.forkScoped(Effect.forever(step))
 
     const abort = (requestId: string) =>

@@ -30,7 +30,18 @@ export interface Executor {
   readonly blockSize: number
   /** whether a plan's `sampling` is drawn on the device (StepOutput.sampled) */
   readonly samplesOnDevice?: boolean
-  /** runs the plan; argmax and logits of its `sampleRows` */
-  execute(plan: StepPlan): Effect.Effect<StepOutput, ExecutorError>
+  /**
+   * whether the step runs on a device while this thread is free: `execute` hands the work over,
+   * calls `onLaunched`, then waits without blocking the thread (awaitDevice). The engine then
+   * holds each step's output deltas back until the next step is launched, so the requests'
+   * streams take them while the device computes, not between steps.
+   */
+  readonly launchesAsync?: boolean
+  /**
+   * runs the plan; argmax and logits of its `sampleRows`. `onLaunched`, where given, is called
+   * once the step is with the device (an executor that computes on this thread may call it
+   * first, or not at all).
+   */
+  execute(plan: StepPlan, onLaunched?: () => void): Effect.Effect<StepOutput, ExecutorError>
   close(): Effect.Effect<void>
 }

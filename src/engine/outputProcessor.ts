@@ -69,6 +69,8 @@ export interface OutputProcessorConfig {
 export class OutputProcessor {
   private readonly sequences = new Map<RequestId, SequenceState>()
   private readonly requests = new Map<string, TrackedRequest>()
+  /** deltas and stream ends not yet handed to the requests' mailboxes, in order (`flush`) */
+  private readonly outbox: Array<{ readonly mailbox: EngineRequest["mailbox"]; readonly delta?: CompletionDelta }> = []
   private readonly sampler: Sampler
   private readonly topScratch = new Int32Array(20)
 
@@ -173,8 +175,22 @@ export class OutputProcessor {
     return tracked.sequenceIds
   }
 
+  /**
+   * Hands the deltas and stream ends gathered since the last flush to the requests' mailboxes,
+   * in the order they were made. The engine calls it where the streams' consumers can take them
+   * while the device computes (after the next step is launched), and whenever it waits.
+   */
+  readonly flush = (): void => {
+    for (const { mailbox, delta } of this.outbox) {
+      if (delta === undefined) mailbox.unsafeDone(Exit.void)
+      else mailbox.unsafeOffer(delta)
+    }
+    this.outbox.length = 0
+  }
+
   /** Fails every request in flight (a step failed); returns all their sequence ids. */
   failAll(error: EngineStepError): RequestId[] {
+    this.flush()  // what they produced before the failure arrives first
     const ids: RequestId[] = []
     for (const tracked of this.requests.values()) {
       tracked.request.mailbox.unsafeDone(Exit.fail(error))
@@ -187,12 +203,12 @@ export class OutputProcessor {
   }
 
   private emit(seq: SequenceState, delta: CompletionDelta): void {
-    seq.request.mailbox.unsafeOffer(delta)
+    this.outbox.push({ mailbox: seq.request.mailbox, delta })
     if (delta.finishReason === undefined) return
     seq.finished = true
     const tracked = this.requests.get(seq.request.requestId)!
     if (--tracked.numUnfinished > 0) return
-    seq.request.mailbox.unsafeDone(Exit.void)
+    this.outbox.push({ mailbox: seq.request.mailbox })
     for (const id of tracked.sequenceIds) this.sequences.delete(id)
     this.requests.delete(seq.request.requestId)
     this.config.onRequestDone(seq.request.requestId)

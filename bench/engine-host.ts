@@ -1,0 +1,108 @@
+/**
+ * The engine's host work per decode step, with the model taken out: an executor that answers
+ * every plan with argmax ids, as the GPU path does (ids computed on the device, no logits
+ * copied), under the real engine loop (schedule, plan, output processing, detokenizing, each
+ * request's stream). With `--device-ms D` each step also takes D ms of simulated device time,
+ * waited for two ways: blocking the thread (as a synchronous device wait does), and launching
+ * asynchronously (`launchesAsync`: the previous step's deltas go out once the step is launched,
+ * and the wait yields to the streams' fibers); the step time over D is what the host adds to
+ * every step.
+ *
+ *   bun bench/engine-host.ts [--batches 1,16,64,256] [--device-ms 0,6.45,7.14,8.35,13.39] [--prompt 128] [--new 256]
+ *
+ * The default device times are the H100's greedy decode steps at those batches (results/gpu-*.json).
+ */
+import { Chunk, Effect, Layer, Stream } from "effect"
+import { awaitDevice } from "../src/effects/awaitDevice.ts"
+import { ExecutorService } from "../src/effects/ExecutorService.ts"
+import { Engine, type EngineConfig } from "../src/engine/Engine.ts"
+import type { Executor } from "../src/engine/executor.ts"
+import { ByteLevelDetokenizer } from "../src/sampling/detokenizer.ts"
+import { decodeSamplingParamsSync } from "../src/sampling/SamplingParams.ts"
+import { recordResults } from "./lib/results.ts"
+
+const argValue = (flag: string, fallback: string): string => {
+  const i = process.argv.indexOf(flag)
+  return i >= 0 ? process.argv[i + 1] : fallback
+}
+const batches = argValue("--batches", "1,16,64,256").split(",").map(Number)
+const deviceMs = argValue("--device-ms", "6.45,7.14,8.35,13.39").split(",").map(Number)
+if (deviceMs.length !== batches.length) throw new Error("--device-ms: one time per batch")
+const prompt = Number(argValue("--prompt", "128"))
+const newTokens = Number(argValue("--new", "256"))
+const vocabSize = 128256
+const blockSize = 16
+
+type Wait = "none" | "blocking" | "yielding"
+
+/** ids from the plan alone (cheap, deterministic), never the end of sequence, after `ms` of device time */
+const simulatedDevice = (numBlocks: number, ms: number, wait: Wait): Executor => ({
+  vocabSize,
+  numBlocks,
+  blockSize,
+  launchesAsync: wait === "yielding",
+  execute: (plan, onLaunched) =>
+    Effect.suspend(() => {
+      const end = performance.now() + ms
+      const argmax = new Int32Array(plan.sampleRows.length)
+      for (let r = 0; r < argmax.length; r++) argmax[r] = 1000 + ((plan.positions[plan.sampleRows[r]] * 7919 + r * 104729) % 30000)
+      const output = { argmax, logits: undefined }
+      if (wait === "none") return Effect.succeed(output)
+      if (wait === "blocking") {
+        while (performance.now() < end);
+        return Effect.succeed(output)
+      }
+      onLaunched?.()
+      return awaitDevice(() => performance.now() >= end).pipe(Effect.as(output))
+    }),
+  close: () => Effect.void
+})
+
+const letters = "abcdefghijklmnopqrstuvwxyz ,.'"
+const detokenizer = new ByteLevelDetokenizer((id) => new TextEncoder().encode(letters[id % letters.length]))
+
+const run = async (batch: number, ms: number, wait: Wait) => {
+  const steps: number[] = []
+  const config: EngineConfig = {
+    maxNumSeqs: batch,
+    maxNumBatchedTokens: Math.max(2048, batch),
+    maxModelLen: prompt + newTokens + 1,
+    enableChunkedPrefill: true,
+    enablePrefixCaching: true,
+    maxQueuedRequests: batch,
+    eosTokenIds: [vocabSize - 1],
+    detokenizer,
+    onStep: (stats) => {
+      if (stats.promptTokens === 0) steps.push(performance.now())
+    }
+  }
+  const numBlocks = batch * Math.ceil((prompt + newTokens + 1) / blockSize) + 16
+  const layer = Engine.live(config).pipe(Layer.provideMerge(ExecutorService.layer(simulatedDevice(numBlocks, ms, wait))))
+  const params = decodeSamplingParamsSync({ temperature: 0, max_tokens: newTokens, ignore_eos: true })
+  await Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const engine = yield* Engine
+        const handles = yield* Effect.forEach(Array.from({ length: batch }, (_, s) => s), (s) =>
+          engine.generate({ promptTokenIds: Array.from({ length: prompt }, (_, i) => (i * 31 + s * 17) % 30000), params })
+        )
+        yield* Effect.forEach(handles, (h) => Stream.runCollect(h.stream).pipe(Effect.map(Chunk.size)), { concurrency: "unbounded" })
+      }).pipe(Effect.provide(layer))
+    )
+  )
+  // decode-only steps after the first few (warm-up), up to the last full-batch ones
+  const gaps = steps.slice(1).map((t, i) => t - steps[i]).slice(8, -8).sort((a, b) => a - b)
+  return { medianMs: gaps[Math.floor(gaps.length / 2)], meanMs: gaps.reduce((a, b) => a + b, 0) / gaps.length }
+}
+
+const rows = []
+console.log("ms per decode step (median); in brackets, over the device time")
+console.log("batch  device ms  no device   blocking wait      yielding wait")
+for (const [i, batch] of batches.entries()) {
+  const ms = deviceMs[i]
+  const [none, blocking, yielding] = [await run(batch, 0, "none"), await run(batch, ms, "blocking"), await run(batch, ms, "yielding")]
+  rows.push({ batch, deviceMs: ms, hostOnlyMs: none.medianMs, blockingMs: blocking.medianMs, yieldingMs: yielding.medianMs })
+  const over = (x: number) => `${x.toFixed(2)} (+${(x - ms).toFixed(2)})`
+  console.log(`${String(batch).padStart(5)}  ${ms.toFixed(2).padStart(9)}  ${none.medianMs.toFixed(2).padStart(9)}  ${over(blocking.medianMs).padStart(15)}  ${over(yielding.medianMs).padStart(17)}`)
+}
+console.log(`wrote ${recordResults("engine-host-cpu.json", `bun bench/engine-host.ts ${process.argv.slice(2).join(" ")}`.trim(), { prompt, newTokens, rows })}`)
