@@ -64,6 +64,15 @@ extern "C" int tsr_event_elapsed(tsr_context* ctx, void* start, void* end, float
   return check(cudaEventElapsedTime(ms, static_cast<cudaEvent_t>(start), static_cast<cudaEvent_t>(end)), "cudaEventElapsedTime");
 }
 
+extern "C" int tsr_event_query(tsr_context* ctx, void* event, int* done) {
+  TSR_REQUIRE_CONTEXT(ctx);
+  TSR_REQUIRE(event != nullptr && done != nullptr, "tsr_event_query: null argument");
+  const cudaError_t status = cudaEventQuery(static_cast<cudaEvent_t>(event));
+  *done = status == cudaSuccess;
+  // not ready is an answer, not a failure; any other status is a fault of the work before it
+  return status == cudaErrorNotReady ? TSR_OK : check(status, "cudaEventQuery");
+}
+
 extern "C" int tsr_event_destroy(tsr_context* ctx, void* event) {
   TSR_REQUIRE_CONTEXT(ctx);
   if (event == nullptr) return TSR_OK;

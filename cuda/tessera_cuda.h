@@ -93,6 +93,8 @@ int tsr_event_create(tsr_context* ctx, void** out);
 int tsr_event_record(tsr_context* ctx, void* event);
 /* *ms := time between two recorded events; waits for `end` */
 int tsr_event_elapsed(tsr_context* ctx, void* start, void* end, float* ms);
+/* *done := 1 when the work before the event's last record has finished, else 0; never waits */
+int tsr_event_query(tsr_context* ctx, void* event, int* done);
 int tsr_event_destroy(tsr_context* ctx, void* event);
 
 /* ---- kernels: the catalog (src/kernels/catalog.ts) ---- */

@@ -19,6 +19,8 @@ export const graphSymbols = {
   tsr_event_record: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   /** int tsr_event_elapsed(tsr_context* ctx, void* start, void* end, float* ms) */
   tsr_event_elapsed: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  /** int tsr_event_query(tsr_context* ctx, void* event, int* done) */
+  tsr_event_query: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   /** int tsr_event_destroy(tsr_context* ctx, void* event) */
   tsr_event_destroy: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 }
 } as const satisfies Record<string, FFIFunction>

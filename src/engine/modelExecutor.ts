@@ -50,7 +50,10 @@ export interface StepRunnerParts {
 }
 
 export interface StepRunner {
-  readonly execute: (plan: StepPlan) => Effect.Effect<StepOutput, ExecutorError>
+  /** as Executor's: `onLaunched` once the step is with the device */
+  readonly execute: (plan: StepPlan, onLaunched?: () => void) => Effect.Effect<StepOutput, ExecutorError>
+  /** as Executor's: the steps it runs wait for the device without blocking the thread */
+  readonly launchesAsync?: boolean
   /** frees what the runner holds; before the workspace goes */
   release(): void
 }
@@ -133,6 +136,7 @@ export const loadModelExecutor = async (dir: string, options: ModelExecutorOptio
     maxModelLen,
     maxNumBatchedTokens,
     maxNumSeqs,
+    launchesAsync: runner?.launchesAsync === true,
     execute: runner?.execute ?? execute,
     close: () =>
       Effect.sync(() => {

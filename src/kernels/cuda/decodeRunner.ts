@@ -12,8 +12,13 @@
  * enqueued after the replay, only for the steps that want it. Every pointer is fixed too: the workspace, the weights and
  * the KV cache are allocated once, and each step only rewrites the workspace's plan arrays
  * (from pinned memory, enqueued before the replay).
+ *
+ * A step is launched, then waited for without blocking the thread (`awaitDevice` on an event
+ * after its last copy), so the engine's other fibers (the requests' streams taking the previous
+ * step's tokens) run while the GPU computes: `launchesAsync`.
  */
 import { Effect } from "effect"
+import { awaitDevice } from "../../effects/awaitDevice.ts"
 import { ExecutorError, type StepOutput } from "../../engine/executor.ts"
 import type { StepRunner, StepRunnerParts } from "../../engine/modelExecutor.ts"
 import type { StepPlan } from "../../stages/stepPlan.ts"
@@ -66,7 +71,7 @@ export const cudaDecodeRunner =
     const argmaxBuffer: PinnedBuffer = memory.allocPinned(S * 4)
     const argmax = new Int32Array(argmaxBuffer.buffer)
     const graphs = new Map<number, number>()
-    const [start, end] = [provider.events.create(), provider.events.create()]
+    const [start, end, done] = [provider.events.create(), provider.events.create(), provider.events.create()]
     const stats = { steps: 0, deviceMs: 0 }
 
     /** the plan every step of bucket B runs: views of the pinned arrays, fixed shapes */
@@ -135,7 +140,8 @@ export const cudaDecodeRunner =
       }
     }
 
-    const step = (plan: StepPlan): StepOutput => {
+    /** enqueues the step and returns the read of its outputs, valid once `done` is reached */
+    const launch = (plan: StepPlan): (() => StepOutput) => {
       const T = plan.tokenIds.length
       const B = buckets.find((b) => b >= T) ?? S
       if (runner.timing) provider.events.record(start)
@@ -164,34 +170,46 @@ export const cudaDecodeRunner =
       }
       const wantLogits = plan.hostLogits !== false
       if (wantLogits) memory.readAsync(logitsBuffer.ptr, ws.logits, T * V)
-      const sampled = plan.sampling && provider.sampler.sample(ws.logits, T, V, plan.sampling)
-      if (runner.timing) {
-        provider.events.record(end)
-        stats.deviceMs += provider.events.elapsed(start, end)
-        stats.steps++
+      const readSampled = plan.sampling && provider.sampler.enqueue(ws.logits, T, V, plan.sampling)
+      if (runner.timing) provider.events.record(end)
+      provider.events.record(done)
+      return () => {
+        if (runner.timing) {
+          stats.deviceMs += provider.events.elapsed(start, end)
+          stats.steps++
+        }
+        const sampled = readSampled && readSampled()
+        return { argmax: argmax.subarray(0, T), logits: wantLogits ? logits.subarray(0, T * V) : undefined, ...(sampled && { sampled }) }
       }
-      provider.synchronize()
-      return { argmax: argmax.subarray(0, T), logits: wantLogits ? logits.subarray(0, T * V) : undefined, ...(sampled && { sampled }) }
     }
+
+    const failed = (cause: unknown) => new ExecutorError({ message: `decode step: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
 
     const runner: DecodeRunner = {
       mode,
+      launchesAsync: true,
       buckets,
       captured: graphs,
       timing: false,
       stats,
-      execute: (plan) =>
-        runner.mode === "eager" || !isPlainDecode(plan, S) || plan.maxBlocksPerSeq > M
-          ? parts.execute(plan)
-          : Effect.try({
-              try: () => step(plan),
-              catch: (cause) => new ExecutorError({ message: `decode step: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
-            }),
+      execute: (plan, onLaunched) => {
+        if (runner.mode === "eager" || !isPlainDecode(plan, S) || plan.maxBlocksPerSeq > M) {
+          onLaunched?.()  // the executor's own path computes on this thread
+          return parts.execute(plan)
+        }
+        return Effect.gen(function* () {
+          const read = yield* Effect.try({ try: () => launch(plan), catch: failed })
+          onLaunched?.()
+          yield* awaitDevice(() => provider.events.query(done)).pipe(Effect.catchAllDefect((cause) => Effect.fail(failed(cause))))
+          return yield* Effect.try({ try: read, catch: failed })
+        })
+      },
       release: () => {
         for (const graph of graphs.values()) provider.graphs.destroy(graph)
         graphs.clear()
         provider.events.destroy(start)
         provider.events.destroy(end)
+        provider.events.destroy(done)
         memory.freePinned(planBuffer)
         memory.freePinned(logitsBuffer)
         memory.freePinned(argmaxBuffer)

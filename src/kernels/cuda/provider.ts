@@ -17,10 +17,10 @@ import { CudaError } from "../../../ffi/errors.ts"
 import { kernelNames, kernelSymbol } from "../../../ffi/kernels.ts"
 import { openLibrary, type NativeLibrary } from "../../../ffi/library.ts"
 import type { KernelName, Kernels } from "../catalog.ts"
-import type { DeviceSampler, KernelProvider } from "../provider.ts"
+import type { KernelProvider } from "../provider.ts"
 import { CudaMemory, devicePointer } from "./memory.ts"
 import { openSampler } from "../../../ffi/sampling.ts"
-import { cudaRowSampler } from "./rowSampler.ts"
+import { cudaRowSampler, type CudaRowSampler } from "./rowSampler.ts"
 
 export interface CudaKernelProvider extends KernelProvider {
   readonly name: "cuda"
@@ -34,7 +34,7 @@ export interface CudaKernelProvider extends KernelProvider {
   memoryInfo(): { readonly freeBytes: number; readonly totalBytes: number }
   readonly graphs: CudaGraphs
   readonly events: CudaEvents
-  readonly sampler: DeviceSampler
+  readonly sampler: CudaRowSampler
 }
 
 /** CUDA graphs of the context's stream; a graph is an opaque handle (number) */
@@ -53,6 +53,8 @@ export interface CudaEvents {
   record(event: number): void
   /** milliseconds between two recorded events; waits for `end` */
   elapsed(start: number, end: number): number
+  /** whether the work enqueued before the event's last record has finished (never waits; throws a fault of that work) */
+  query(event: number): boolean
   destroy(event: number): void
 }
 
@@ -86,6 +88,7 @@ export async function createCudaProvider(options: CudaProviderOptions = {}): Pro
     return Number(out[0])
   }
   const elapsedMs = new Float32Array(1)
+  const done = new Int32Array(1)
   const graphs: CudaGraphs = {
     begin: () => native.check("tsr_graph_begin", symbols.tsr_graph_begin(ctx)),
     end: () => handle("tsr_graph_end", symbols.tsr_graph_end(ctx, out)),
@@ -98,6 +101,10 @@ export async function createCudaProvider(options: CudaProviderOptions = {}): Pro
     elapsed: (start, end) => {
       native.check("tsr_event_elapsed", symbols.tsr_event_elapsed(ctx, devicePointer(start), devicePointer(end), elapsedMs))
       return elapsedMs[0]
+    },
+    query: (event) => {
+      native.check("tsr_event_query", symbols.tsr_event_query(ctx, devicePointer(event), done))
+      return done[0] !== 0
     },
     destroy: (event) => native.check("tsr_event_destroy", symbols.tsr_event_destroy(ctx, devicePointer(event)))
   }

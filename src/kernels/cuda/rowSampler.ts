@@ -6,16 +6,24 @@
  * The rows' parameters go up in one copy from a pinned block laid out as the device's
  * (f64 temperature, top-p, min-p; i32 top-k, seed words, position, sample index), and the
  * tokens come back into the same pinned block. Both grow with the largest batch seen.
+ * `enqueue` leaves the wait to the caller (the decode runner waits for the whole step at once).
  */
 import type { Pointer } from "bun:ffi"
 import type { NativeSampler } from "../../../ffi/sampling.ts"
+import type { RowSampling } from "../../stages/stepPlan.ts"
 import type { DeviceSampler } from "../provider.ts"
 import type { CudaMemory, PinnedBuffer } from "./memory.ts"
 
 /** bytes per row: three f64 parameters, five 32-bit ones, and the token */
 const rowBytes = 3 * 8 + 5 * 4 + 4
 
-export const cudaRowSampler = (native: NativeSampler, memory: CudaMemory, ctx: Pointer, synchronize: () => void): DeviceSampler & { release(): void } => {
+export interface CudaRowSampler extends DeviceSampler {
+  /** enqueues the draw and the copy of its tokens; the returned read is valid once the stream has reached that point */
+  enqueue(logits: number, rows: number, vocab: number, params: RowSampling): () => Int32Array
+  release(): void
+}
+
+export const cudaRowSampler = (native: NativeSampler, memory: CudaMemory, ctx: Pointer, synchronize: () => void): CudaRowSampler => {
   let capacity = 0
   let pinned: PinnedBuffer | undefined
   let device = 0
@@ -42,30 +50,36 @@ export const cudaRowSampler = (native: NativeSampler, memory: CudaMemory, ctx: P
     capacity = 0
   }
 
+  const enqueue = (logits: number, rows: number, vocab: number, params: RowSampling): (() => Int32Array) => {
+    if (rows === 0) return () => new Int32Array(0)
+    ensure(rows)
+    const at = layout(capacity)
+    const buffer = pinned!.buffer
+    new Float64Array(buffer, at.temperature, rows).set(params.temperature.subarray(0, rows))
+    new Float64Array(buffer, at.topP, rows).set(params.topP.subarray(0, rows))
+    new Float64Array(buffer, at.minP, rows).set(params.minP.subarray(0, rows))
+    new Int32Array(buffer, at.topK, rows).set(params.topK.subarray(0, rows))
+    new Uint32Array(buffer, at.seedLo, rows).set(params.seedLo.subarray(0, rows))
+    new Uint32Array(buffer, at.seedHi, rows).set(params.seedHi.subarray(0, rows))
+    new Int32Array(buffer, at.position, rows).set(params.position.subarray(0, rows))
+    new Int32Array(buffer, at.sampleIndex, rows).set(params.sampleIndex.subarray(0, rows))
+    memory.writeAsync(device, pinned!.ptr, at.tokens)
+    native.sampleRowsBf16(ctx, {
+      logits, rows, vocab,
+      temperature: device + at.temperature, topP: device + at.topP, topK: device + at.topK, minP: device + at.minP,
+      seedLo: device + at.seedLo, seedHi: device + at.seedHi, position: device + at.position, sampleIndex: device + at.sampleIndex,
+      outTokens: device + at.tokens
+    })
+    memory.readBytesAsync(pinned!.ptr + at.tokens, device + at.tokens, 4 * rows)
+    return () => new Int32Array(buffer, at.tokens, rows).slice()
+  }
+
   return {
+    enqueue,
     sample: (logits, rows, vocab, params) => {
-      if (rows === 0) return new Int32Array(0)
-      ensure(rows)
-      const at = layout(capacity)
-      const buffer = pinned!.buffer
-      new Float64Array(buffer, at.temperature, rows).set(params.temperature.subarray(0, rows))
-      new Float64Array(buffer, at.topP, rows).set(params.topP.subarray(0, rows))
-      new Float64Array(buffer, at.minP, rows).set(params.minP.subarray(0, rows))
-      new Int32Array(buffer, at.topK, rows).set(params.topK.subarray(0, rows))
-      new Uint32Array(buffer, at.seedLo, rows).set(params.seedLo.subarray(0, rows))
-      new Uint32Array(buffer, at.seedHi, rows).set(params.seedHi.subarray(0, rows))
-      new Int32Array(buffer, at.position, rows).set(params.position.subarray(0, rows))
-      new Int32Array(buffer, at.sampleIndex, rows).set(params.sampleIndex.subarray(0, rows))
-      memory.writeAsync(device, pinned!.ptr, at.tokens)
-      native.sampleRowsBf16(ctx, {
-        logits, rows, vocab,
-        temperature: device + at.temperature, topP: device + at.topP, topK: device + at.topK, minP: device + at.minP,
-        seedLo: device + at.seedLo, seedHi: device + at.seedHi, position: device + at.position, sampleIndex: device + at.sampleIndex,
-        outTokens: device + at.tokens
-      })
-      memory.readBytesAsync(pinned!.ptr + at.tokens, device + at.tokens, 4 * rows)
+      const read = enqueue(logits, rows, vocab, params)
       synchronize()
-      return new Int32Array(buffer, at.tokens, rows).slice()
+      return read()
     },
     release
   }
