@@ -146,10 +146,10 @@ const makeEngine = (config: EngineConfig) =>
       // greedy rows take the executor's argmax, sampled ones its draw where it can; the logits
       // leave the device only when a row needs them
       const plan = { ...output.plan, ...processor.stepNeeds(output, executor.samplesOnDevice === true) }
-      // a throw or defect inside the executor (a device fault surfacing in a kernel call) fails
-      // this step's requests like an ExecutorError does, instead of ending the loop
-      // The previous step's deltas go out once this one is with the device (or after it,
-      // where the executor says nothing), so that the requests' streams take them meanwhile.
+      // A throw or defect inside the executor (a device fault surfacing in a kernel call) fails
+      // this step's requests like an ExecutorError does, instead of ending the loop. The previous
+      // step's deltas go out once this one is with the device (or after it, where the executor
+      // says nothing), so that the requests' streams take them meanwhile.
       const step = yield* Effect.either(
         Effect.suspend(() => executor.execute(plan, processor.flush)).pipe(
           Effect.catchAllDefect((defect) => Effect.fail({ message: `executor: ${defect instanceof Error ? defect.message : String(defect)}` }))
