@@ -11,15 +11,27 @@
  *   bun bench/engine-host.ts [--batches 1,16,64,256] [--device-ms 0,6.45,7.14,8.35,13.39] [--prompt 128] [--new 256]
  *
  * The default device times are the H100's greedy decode steps at those batches (results/gpu-*.json).
+ *
+ * With `--model DIR` the executor is a real one instead (`--load-format dummy` for a config
+ * alone, `--device cpu|cuda|auto`), and each batch runs twice: the deltas handed to the streams
+ * after each step (as a blocking executor forces) and launched asynchronously where the executor
+ * can (the CUDA decode graphs). On a GPU that is the serving engine's step beside `gpu.ts`'s
+ * executor-only one:
+ *
+ *   bun bench/engine-host.ts --model DIR --load-format dummy --device cuda [--batches 1,16,64,256] [--out DIR]
  */
+import { join } from "node:path"
 import { Chunk, Effect, Layer, Stream } from "effect"
 import { awaitDevice } from "../src/effects/awaitDevice.ts"
 import { ExecutorService } from "../src/effects/ExecutorService.ts"
+import { deviceOptions } from "../src/engine/deviceProvider.ts"
 import { Engine, type EngineConfig } from "../src/engine/Engine.ts"
 import type { Executor } from "../src/engine/executor.ts"
+import { loadModelExecutor } from "../src/engine/modelExecutor.ts"
+import { readModelConfig } from "../src/model/config.ts"
 import { ByteLevelDetokenizer } from "../src/sampling/detokenizer.ts"
 import { decodeSamplingParamsSync } from "../src/sampling/SamplingParams.ts"
-import { recordResults } from "./lib/results.ts"
+import { deviceSlug, recordResults } from "./lib/results.ts"
 
 const argValue = (flag: string, fallback: string): string => {
   const i = process.argv.indexOf(flag)
@@ -27,7 +39,9 @@ const argValue = (flag: string, fallback: string): string => {
 }
 const batches = argValue("--batches", "1,16,64,256").split(",").map(Number)
 const deviceMs = argValue("--device-ms", "6.45,7.14,8.35,13.39").split(",").map(Number)
-if (deviceMs.length !== batches.length) throw new Error("--device-ms: one time per batch")
+const modelDir = process.argv.includes("--model") ? argValue("--model", "") : undefined
+if (modelDir === undefined && deviceMs.length !== batches.length) throw new Error("--device-ms: one time per batch")
+const outDir = argValue("--out", process.env.OUT ?? join(import.meta.dir, "results"))
 const prompt = Number(argValue("--prompt", "128"))
 const newTokens = Number(argValue("--new", "256"))
 const vocabSize = 128256
@@ -62,7 +76,7 @@ const simulatedDevice = (numBlocks: number, ms: number, wait: Wait): Executor =>
 const letterBytes = Array.from(new TextEncoder().encode("abcdefghijklmnopqrstuvwxyz ,.'"), (b) => Uint8Array.of(b))
 const detokenizer = new ByteLevelDetokenizer((id) => letterBytes[id % letterBytes.length])
 
-const run = async (batch: number, ms: number, wait: Wait) => {
+const run = async (batch: number, executor: Executor) => {
   const steps: number[] = []
   const config: EngineConfig = {
     maxNumSeqs: batch,
@@ -77,15 +91,15 @@ const run = async (batch: number, ms: number, wait: Wait) => {
       if (stats.promptTokens === 0) steps.push(performance.now())
     }
   }
-  const numBlocks = batch * Math.ceil((prompt + newTokens + 1) / blockSize) + 16
-  const layer = Engine.live(config).pipe(Layer.provideMerge(ExecutorService.layer(simulatedDevice(numBlocks, ms, wait))))
+  const layer = Engine.live(config).pipe(Layer.provideMerge(ExecutorService.layer(executor)))
   const params = decodeSamplingParamsSync({ temperature: 0, max_tokens: newTokens, ignore_eos: true })
+  const promptVocab = Math.min(30000, executor.vocabSize - 1)
   await Effect.runPromise(
     Effect.scoped(
       Effect.gen(function* () {
         const engine = yield* Engine
         const handles = yield* Effect.forEach(Array.from({ length: batch }, (_, s) => s), (s) =>
-          engine.generate({ promptTokenIds: Array.from({ length: prompt }, (_, i) => (i * 31 + s * 17) % 30000), params })
+          engine.generate({ promptTokenIds: Array.from({ length: prompt }, (_, i) => (i * 31 + s * 17) % promptVocab), params })
         )
         yield* Effect.forEach(handles, (h) => Stream.runCollect(h.stream).pipe(Effect.map(Chunk.size)), { concurrency: "unbounded" })
       }).pipe(Effect.provide(layer))
@@ -96,14 +110,46 @@ const run = async (batch: number, ms: number, wait: Wait) => {
   return { medianMs: gaps[Math.floor(gaps.length / 2)], meanMs: gaps.reduce((a, b) => a + b, 0) / gaps.length }
 }
 
-const rows = []
-console.log("ms per decode step (median); in brackets, over the device time")
-console.log("batch  device ms  no device   blocking wait   launched async")
-for (const [i, batch] of batches.entries()) {
-  const ms = deviceMs[i]
-  const [none, blocking, launchedAsync] = [await run(batch, 0, "none"), await run(batch, ms, "blocking"), await run(batch, ms, "async")]
-  rows.push({ batch, deviceMs: ms, hostOnlyMs: none.medianMs, blockingMs: blocking.medianMs, asyncMs: launchedAsync.medianMs })
-  const over = (x: number) => `${x.toFixed(2)} (+${(x - ms).toFixed(2)})`
-  console.log(`${String(batch).padStart(5)}  ${ms.toFixed(2).padStart(9)}  ${none.medianMs.toFixed(2).padStart(9)}  ${over(blocking.medianMs).padStart(15)}  ${over(launchedAsync.medianMs).padStart(17)}`)
+const blocksFor = (batch: number) => batch * Math.ceil((prompt + newTokens + 1) / blockSize) + 16
+
+if (modelDir === undefined) {
+  const rows = []
+  console.log("ms per decode step (median); in brackets, over the device time")
+  console.log("batch  device ms  no device   blocking wait   launched async")
+  for (const [i, batch] of batches.entries()) {
+    const ms = deviceMs[i]
+    const none = await run(batch, simulatedDevice(blocksFor(batch), 0, "none"))
+    const blocking = await run(batch, simulatedDevice(blocksFor(batch), ms, "blocking"))
+    const launchedAsync = await run(batch, simulatedDevice(blocksFor(batch), ms, "async"))
+    rows.push({ batch, deviceMs: ms, hostOnlyMs: none.medianMs, blockingMs: blocking.medianMs, asyncMs: launchedAsync.medianMs })
+    const over = (x: number) => `${x.toFixed(2)} (+${(x - ms).toFixed(2)})`
+    console.log(`${String(batch).padStart(5)}  ${ms.toFixed(2).padStart(9)}  ${none.medianMs.toFixed(2).padStart(9)}  ${over(blocking.medianMs).padStart(15)}  ${over(launchedAsync.medianMs).padStart(17)}`)
+  }
+  console.log(`wrote ${recordResults("engine-host-cpu.json", `bun bench/engine-host.ts ${process.argv.slice(2).join(" ")}`.trim(), { prompt, newTokens, rows }, undefined, outDir)}`)
+} else {
+  const flags = { device: argValue("--device", "auto") as "auto" | "cpu" | "cuda" }
+  const maxBatch = Math.max(...batches)
+  const executor = await loadModelExecutor(modelDir, {
+    ...(await deviceOptions(flags, readModelConfig(modelDir), (line) => console.log(line))),
+    loadFormat: argValue("--load-format", "auto") as "auto" | "dummy",
+    maxModelLen: prompt + newTokens + 1,
+    maxNumSeqs: maxBatch,
+    maxNumBatchedTokens: Math.max(2048, maxBatch)
+  })
+  // the same executor, its steps' deltas handed over after each step as a blocking one forces
+  const deliveredAfterEachStep: Executor = { ...executor, launchesAsync: false, execute: (plan) => executor.execute(plan) }
+  const rows = []
+  console.log(`${modelDir} on ${executor.provider.name}${executor.launchesAsync ? " (launches asynchronously)" : ""}: ms per decode step (median)`)
+  console.log("batch  delivered after each step   launched async")
+  for (const batch of batches) {
+    const after = await run(batch, deliveredAfterEachStep)
+    const launchedAsync = await run(batch, executor)
+    rows.push({ batch, afterEachStepMs: after.medianMs, asyncMs: launchedAsync.medianMs })
+    console.log(`${String(batch).padStart(5)}  ${after.medianMs.toFixed(2).padStart(25)}  ${launchedAsync.medianMs.toFixed(2).padStart(15)}`)
+  }
+  await Effect.runPromise(executor.close())
+  executor.provider.close()
+  const device = "device" in executor.provider ? String(executor.provider.device) : undefined
+    const file = device === undefined ? "engine-host-model-cpu.json" : `engine-host-${deviceSlug(device)}.json`
+  console.log(`wrote ${recordResults(file, `bun bench/engine-host.ts ${process.argv.slice(2).join(" ")}`.trim(), { model: modelDir, prompt, newTokens, rows }, device, outDir)}`)
 }
-console.log(`wrote ${recordResults("engine-host-cpu.json", `bun bench/engine-host.ts ${process.argv.slice(2).join(" ")}`.trim(), { prompt, newTokens, rows })}`)

@@ -35,9 +35,8 @@ export const deviceSlug = (device: string): string => device.toLowerCase().repla
 export const cpuDevice = (): string =>
   `${os.type()} ${os.release()} ${os.arch()}, ${os.cpus()[0]?.model ?? "unknown CPU"} x ${os.cpus().length}`
 
-/** writes `bench/results/<file>` with the device, command, commit and date beside the results */
-export const recordResults = (file: string, command: string, results: unknown, device = cpuDevice()): string => {
-  const dir = join(import.meta.dir, "..", "results")
+/** writes `<dir>/<file>` (default bench/results) with the device, command, commit and date beside the results */
+export const recordResults = (file: string, command: string, results: unknown, device = cpuDevice(), dir = join(import.meta.dir, "..", "results")): string => {
   mkdirSync(dir, { recursive: true })
   const path = join(dir, file)
   writeFileSync(path, `${JSON.stringify({ device, command, commit: commit(), date: new Date().toISOString(), results }, null, 2)}\n`)
