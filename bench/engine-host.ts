@@ -44,6 +44,7 @@ if (modelDir === undefined && deviceMs.length !== batches.length) throw new Erro
 const outDir = argValue("--out", process.env.OUT ?? join(import.meta.dir, "results"))
 const prompt = Number(argValue("--prompt", "128"))
 const newTokens = Number(argValue("--new", "256"))
+const command = `bun bench/engine-host.ts ${process.argv.slice(2).join(" ")}`.trim()
 const vocabSize = 128256
 const blockSize = 16
 
@@ -85,7 +86,7 @@ const run = async (batch: number, executor: Executor) => {
     enableChunkedPrefill: true,
     enablePrefixCaching: true,
     maxQueuedRequests: batch,
-    eosTokenIds: [vocabSize - 1],
+    eosTokenIds: [executor.vocabSize - 1],  // never reached: the requests ignore it
     detokenizer,
     onStep: (stats) => {
       if (stats.promptTokens === 0) steps.push(performance.now())
@@ -107,7 +108,7 @@ const run = async (batch: number, executor: Executor) => {
   )
   // decode-only steps after the first few (warm-up), up to the last full-batch ones
   const gaps = steps.slice(1).map((t, i) => t - steps[i]).slice(8, -8).sort((a, b) => a - b)
-  return { medianMs: gaps[Math.floor(gaps.length / 2)], meanMs: gaps.reduce((a, b) => a + b, 0) / gaps.length }
+  return { medianMs: gaps[Math.floor(gaps.length / 2)] }
 }
 
 const blocksFor = (batch: number) => batch * Math.ceil((prompt + newTokens + 1) / blockSize) + 16
@@ -125,7 +126,7 @@ if (modelDir === undefined) {
     const over = (x: number) => `${x.toFixed(2)} (+${(x - ms).toFixed(2)})`
     console.log(`${String(batch).padStart(5)}  ${ms.toFixed(2).padStart(9)}  ${none.medianMs.toFixed(2).padStart(9)}  ${over(blocking.medianMs).padStart(15)}  ${over(launchedAsync.medianMs).padStart(17)}`)
   }
-  console.log(`wrote ${recordResults("engine-host-cpu.json", `bun bench/engine-host.ts ${process.argv.slice(2).join(" ")}`.trim(), { prompt, newTokens, rows }, undefined, outDir)}`)
+  console.log(`wrote ${recordResults("engine-host-cpu.json", command, { prompt, newTokens, rows }, undefined, outDir)}`)
 } else {
   const flags = { device: argValue("--device", "auto") as "auto" | "cpu" | "cuda" }
   const maxBatch = Math.max(...batches)
@@ -150,6 +151,6 @@ if (modelDir === undefined) {
   await Effect.runPromise(executor.close())
   executor.provider.close()
   const device = "device" in executor.provider ? String(executor.provider.device) : undefined
-    const file = device === undefined ? "engine-host-model-cpu.json" : `engine-host-${deviceSlug(device)}.json`
-  console.log(`wrote ${recordResults(file, `bun bench/engine-host.ts ${process.argv.slice(2).join(" ")}`.trim(), { model: modelDir, prompt, newTokens, rows }, device, outDir)}`)
+  const file = device === undefined ? "engine-host-model-cpu.json" : `engine-host-${deviceSlug(device)}.json`
+  console.log(`wrote ${recordResults(file, command, { model: modelDir, prompt, newTokens, rows }, device, outDir)}`)
 }

@@ -310,29 +310,26 @@ bool check_odd_shapes(const Device& d) {
     bf16* out = device_bf16(d.ctx, (size_t)kMaxRows * c.N);
     bool ok = true;
     double worst = 0;
-    std::vector<unsigned short> first_row;
-    for (int M : gemv_rows) {
-      gemv(d, out, x, w, M, c.N, c.K);
+    std::vector<unsigned short> first_row;  // row 0 of the GEMV at M = 1, the bits every run must give
+    // `what` at M rows against the reference, and its row 0 against first_row
+    auto check_rows = [&](const char* what, int M) {
       const std::vector<unsigned short> got = read_bits(d, out, (size_t)M * c.N);
       const Error e = compare(got, ref, M, c.N);
       ok = ok && e.ok;
       worst = std::max(worst, e.max_abs);
-      if (M == 1) first_row = got;
+      if (first_row.empty()) first_row = got;
       if (!same_bits(got.data(), first_row.data(), c.N)) {
-        std::printf("  K=%d N=%d: gemv row 0 at M=%d differs from M=1\n", c.K, c.N, M);
+        std::printf("  K=%d N=%d: %s row 0 at M=%d differs from the gemv at M=1\n", c.K, c.N, what, M);
         ok = false;
       }
+    };
+    for (int M : gemv_rows) {
+      gemv(d, out, x, w, M, c.N, c.K);
+      check_rows("gemv", M);
     }
     for (int M : matmul_rows) {
       matmul(d, out, x, w, M, c.N, c.K);
-      const std::vector<unsigned short> got = read_bits(d, out, (size_t)M * c.N);
-      const Error e = compare(got, ref, M, c.N);
-      ok = ok && e.ok;
-      worst = std::max(worst, e.max_abs);
-      if (!same_bits(got.data(), first_row.data(), c.N)) {
-        std::printf("  K=%d N=%d: tsr_matmul row 0 at M=%d differs from gemv at M=1\n", c.K, c.N, M);
-        ok = false;
-      }
+      check_rows("tsr_matmul", M);
     }
     // an unaligned case must give the bits of the aligned (vector) path on the same values
     if (c.x_offset % 8 != 0 || c.w_offset % 8 != 0) {
