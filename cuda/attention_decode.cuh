@@ -95,7 +95,10 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(bf16* out, float
 template <int DMAX>
 struct DecodeShape {
   static constexpr int kKeys = kWarps * mma::kRows;
-  static constexpr int kStages = DMAX <= 128 ? 3 : 2;
+#ifndef TSR_DECODE_STAGES  // an experiment's override (make EXTRA_FLAGS=-DTSR_DECODE_STAGES=2)
+#define TSR_DECODE_STAGES 3
+#endif
+  static constexpr int kStages = DMAX <= 128 ? TSR_DECODE_STAGES : 2;
   static constexpr bool kQInRegisters = DMAX <= 128;
   using Pipeline = mma::KvPipeline<kKeys, DMAX, kStages>;
 

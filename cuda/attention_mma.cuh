@@ -90,24 +90,37 @@ __device__ __forceinline__ float fast_exp2(float x) {
 
 // ---- K/V tiles ----
 
-// Gathers tiles of KEYS keys of one kv head from the paged cache into shared memory. Thread
-// i copies one key's K and V rows (with the other kThreads / KEYS threads of that key), so it
-// resolves one slot per tile; the block table entry is read a tile ahead, so its latency
-// hides behind the current tile's math.
+// Gathers tiles of KEYS keys of one kv head from the paged cache into shared memory. A key's
+// row of one head is D contiguous bf16 (then the other heads' rows of that slot), so the loads
+// go a whole row per instruction: kThreadsPerKey consecutive lanes copy one key's row, 16 bytes
+// each, and a warp instruction covers kKeysPerPass whole rows (full 128-byte lines). Lanes that
+// each took one 16-byte column of many keys instead (the first version) asked L2 for one sector
+// of a line at a time, and decode attention streamed at 1.2-2.0 TB/s.
+//
+// Each warp copies the same KEYS / kWarps keys of every tile; lane e of the warp reads the block
+// table entry of the warp's e-th key a tile ahead (its latency hides behind the current tile's
+// math), and the lanes that copy that key take it with a shuffle.
 template <int KEYS, int DMAX>
 struct KvTileLoader {
-  static constexpr int kThreadsPerKey = kThreads / KEYS;
-  static constexpr int kKeysPerWarp = 32 / kThreadsPerKey;
-  static_assert(kThreads % KEYS == 0 && DMAX % (8 * kThreadsPerKey) == 0, "whole 16-byte chunks per thread");
+  static constexpr int kChunksPerRow = DMAX / 8;  // 16-byte chunks of a row at the largest D
+  static constexpr int kThreadsPerKey = kChunksPerRow < 32 ? kChunksPerRow : 32;
+  static constexpr int kKeysPerWarpPass = 32 / kThreadsPerKey;
+  static constexpr int kKeysPerPass = kWarps * kKeysPerWarpPass;
+  static constexpr int kPasses = KEYS / kKeysPerPass;
+  static constexpr int kKeysPerWarp = KEYS / kWarps;
+  static constexpr int kChunksPerThread = kChunksPerRow / kThreadsPerKey;
+  static_assert(KEYS % kKeysPerPass == 0 && kKeysPerWarp <= 32, "whole passes; one table entry per lane");
 
   const bf16* k_head;  // K of kv head g in slot 0; slot s is slot_elements further per slot
   const bf16* v_head;
   const int* table;
   size_t slot_elements;  // Hkv * D
   int block_size, D, n_keys;
-  int key;          // this thread's key within a tile
-  int first_chunk;  // its first 16-byte chunk of the key's row; then every kThreadsPerKey-th
-  int next_block;   // the physical block of its key in the next tile to load
+  int first_key;    // this lane's key in pass 0; pass p adds p * kKeysPerPass
+  int chunk;        // its first 16-byte chunk of the key's row; then every kThreadsPerKey-th
+  int owned_key;    // the key whose block table entry this lane reads (lanes < kKeysPerWarp)
+  int next_block;   // that entry for the next tile to load
+  int next_offset;  // and that key's slot within its block
 
   __device__ KvTileLoader(const bf16* k_cache, const bf16* v_cache, const int* table, int block_size, int Hkv, int g, int D,
                           int n_keys)
@@ -118,32 +131,42 @@ struct KvTileLoader {
         block_size(block_size),
         D(D),
         n_keys(n_keys) {
-    // a quarter-warp writes one chunk column of 8 consecutive keys: 8 bank groups (odd pitch)
-    const int lane = threadIdx.x % 32;
-    key = threadIdx.x / 32 * kKeysPerWarp + lane % kKeysPerWarp;
-    first_chunk = lane / kKeysPerWarp;
-    next_block = 0;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    first_key = warp * kKeysPerWarpPass + lane / kThreadsPerKey;
+    chunk = lane % kThreadsPerKey;
+    // the warp's e-th key is in pass e / kKeysPerWarpPass, at e % kKeysPerWarpPass of its lanes
+    owned_key = warp * kKeysPerWarpPass + lane % kKeysPerWarpPass + lane / kKeysPerWarpPass * kKeysPerPass;
+    next_block = next_offset = 0;
   }
 
+  // the owner lanes' divisions by block_size, one a tile, so the copying lanes need none
   __device__ __forceinline__ void prefetch(int j0) {
-    const int j = j0 + key;
-    next_block = j < n_keys ? table[j / block_size] : 0;
+    const int j = j0 + owned_key;
+    const bool owner = threadIdx.x % 32 < kKeysPerWarp && j < n_keys;
+    const int entry = j / block_size;
+    next_offset = j - entry * block_size;
+    next_block = owner ? table[entry] : 0;
   }
 
   // keys [j0, j0 + KEYS) into the K and V tiles at sK, sV (shared addresses); zeros past n_keys
   __device__ __forceinline__ void load(uint32_t sK, uint32_t sV, int pitch, int j0) {
-    const int j = j0 + key;
-    const bool valid = j < n_keys;
-    const size_t at = valid ? ((size_t)next_block * block_size + j % block_size) * slot_elements : 0;
-    const bf16* k = k_head + at;
-    const bf16* v = v_head + at;
-    const uint32_t row = (uint32_t)(key * pitch);
+    const int lane = threadIdx.x % 32;
 #pragma unroll
-    for (int i = 0; i < DMAX / 8 / kThreadsPerKey; ++i) {
-      const int chunk = first_chunk + i * kThreadsPerKey;
-      if (chunk < D / 8) {
-        cp_async_16(sK + row + chunk * 16, k + chunk * 8, valid);
-        cp_async_16(sV + row + chunk * 16, v + chunk * 8, valid);
+    for (int p = 0; p < kPasses; ++p) {
+      const int key = first_key + p * kKeysPerPass;
+      const int owner = p * kKeysPerWarpPass + lane / kThreadsPerKey;
+      const int block = __shfl_sync(kFullWarp, next_block, owner);
+      const int offset = __shfl_sync(kFullWarp, next_offset, owner);
+      const bool valid = j0 + key < n_keys;
+      const size_t at = valid ? ((size_t)block * block_size + offset) * slot_elements : 0;
+      const uint32_t row = (uint32_t)(key * pitch);
+#pragma unroll
+      for (int i = 0; i < kChunksPerThread; ++i) {
+        const int c = chunk + i * kThreadsPerKey;
+        if (c < D / 8) {
+          cp_async_16(sK + row + c * 16, k_head + at + c * 8, valid);
+          cp_async_16(sV + row + c * 16, v_head + at + c * 8, valid);
+        }
       }
     }
     prefetch(j0 + KEYS);

@@ -261,6 +261,8 @@ int main(int argc, char** argv) {
   const Heads llama{32, 8, 128, "Llama-3-8B 32/8 D128"};
   const Heads mha{32, 32, 64, "MHA 32/32 D64"};
   const Heads wide{16, 8, 256, "16/8 D256"};
+  // one kv head: a block's keys are contiguous rows (the same bytes as Llama's 8 heads x 64)
+  const Heads single{4, 1, 128, "4/1 D128"};
   auto prefill = [](int n) { return std::vector<Seq>{{0, n}}; };
   auto decode = [](int batch, int context) { return std::vector<Seq>(batch, Seq{context - 1, 1}); };
   const std::vector<Case> cases = {
@@ -276,6 +278,8 @@ int main(int argc, char** argv) {
       {llama, "decode 64 x 2048", decode(64, 2048), true},
       {llama, "decode 256 x 256", decode(256, 256), true},
       {llama, "decode 256 x 2048", decode(256, 2048), true},
+      {single, "decode 512 x 256", decode(512, 256), true},
+      {single, "decode 512 x 2048", decode(512, 2048), true},
       {mha, "prefill 4096", prefill(4096), false},
       {mha, "prefill 8 x 40 (blocks span seqs)", std::vector<Seq>(8, Seq{0, 40}), false},
       {mha, "decode 64 x 2048", decode(64, 2048), true},
