@@ -5,15 +5,17 @@
  * lent machines drift by a few percent between calls and machines, so a change is judged here,
  * against its base in the same call, not against an older record.
  *
- *   bun bench/gpu-ab.ts [--a-lib PATH] [--b-lib PATH] [--a-env K=V,...] [--b-env K=V,...]
+ *   bun bench/gpu-ab.ts [--a-lib PATH] [--b-lib PATH] [--a-script PATH] [--b-script PATH]
+ *                       [--a-env K=V,...] [--b-env K=V,...]
  *                       [--rounds 2] [--batches 1,16,64] [--variants argmax] [--out DIR]
  *
- * A side is a library (default: the one `make -C cuda` builds) and environment variables (for
- * the library's switches, TSR_*). A base build of another commit: `bench/gpu-ab-base.sh REF` on
- * the development machine puts REF's cuda/ under .device-carry/ab-base (after prep.sh, which
- * empties only dist/); there, `make -C .device-carry/ab-base/cuda -j8 all` and
- * `--a-lib .device-carry/ab-base/cuda/build/libtessera_cuda.so`. Bundle this script beside
- * gpu.ts (it runs the gpu.js next to it, or gpu.ts next to this source).
+ * A side is a library (default: the one `make -C cuda` builds), the gpu.ts it runs (default:
+ * the gpu.js bundled beside this script, or gpu.ts beside this source) and environment
+ * variables (for the library's switches, TSR_*). A base of another commit:
+ * `bench/gpu-ab-base.sh REF` on the development machine puts REF's cuda/ and its gpu.ts,
+ * bundled, under .device-carry/ab-base (after prep.sh, which empties only dist/); there,
+ * `make -C .device-carry/ab-base/cuda -j8 all` and `--a-lib .device-carry/ab-base/cuda/build/libtessera_cuda.so
+ * --a-script .device-carry/ab-base/gpu.js` (the script too where the C ABI or the stages changed).
  *
  * Writes gpu-ab-<device>.json into --out (the sides, every round, the medians and ratios).
  */
@@ -31,6 +33,7 @@ const argValue = (flag: string, fallback?: string): string | undefined => {
 interface Side {
   readonly name: "A" | "B"
   readonly lib: string | undefined
+  readonly script: string | undefined
   readonly env: Record<string, string>
 }
 
@@ -47,8 +50,13 @@ const parseEnv = (spec: string | undefined): Record<string, string> =>
   )
 
 const side = (name: "A" | "B", flag: "a" | "b"): Side => {
-  const lib = argValue(`--${flag}-lib`)
-  return { name, lib: lib === undefined ? undefined : resolve(lib), env: parseEnv(argValue(`--${flag}-env`)) }
+  const [lib, script] = [argValue(`--${flag}-lib`), argValue(`--${flag}-script`)]
+  return {
+    name,
+    lib: lib === undefined ? undefined : resolve(lib),
+    script: script === undefined ? undefined : resolve(script),
+    env: parseEnv(argValue(`--${flag}-env`))
+  }
 }
 
 const sides = [side("A", "a"), side("B", "b")] as const
@@ -73,7 +81,7 @@ interface Run {
 
 const runSide = (s: Side, round: number): Run => {
   const out = mkdtempSync(join(tmpdir(), `gpu-ab-${s.name}-`))
-  const args = [gpuScript, "--out", out, "--batches", batches, "--variants", variants, "--no-check", "--no-peers", "--prefill", "1024"]
+  const args = [s.script ?? gpuScript, "--out", out, "--batches", batches, "--variants", variants, "--no-check", "--no-peers", "--prefill", "1024"]
   const env = { ...process.env, ...s.env, ...(s.lib === undefined ? {} : { TESSERA_CUDA_LIB: s.lib }) }
   const r = spawnSync(process.execPath, args, { env, encoding: "utf8", timeout: 300_000 })
   if (r.status !== 0) throw new Error(`gpu-ab: side ${s.name} round ${round} exited ${r.status}${r.signal ? ` (${r.signal})` : ""}\n${(r.stderr ?? "").slice(-3000)}`)
@@ -106,7 +114,7 @@ const summary = keys.map((key) => {
   return { batch: Number(batch), mode, aMs: median(a), bMs: median(b), ratio: median(b) / median(a), aRounds: a, bRounds: b }
 })
 
-const describe = (s: Side) => `${s.lib ?? "cuda/build (default)"}${Object.keys(s.env).length ? ` with ${Object.entries(s.env).map(([k, v]) => `${k}=${v}`).join(" ")}` : ""}`
+const describe = (s: Side) => `${s.lib ?? "cuda/build (default)"}${s.script === undefined ? "" : ` run by ${s.script}`}${Object.keys(s.env).length ? ` with ${Object.entries(s.env).map(([k, v]) => `${k}=${v}`).join(" ")}` : ""}`
 console.log(`\n${runs[0].device}; A: ${describe(sides[0])}; B: ${describe(sides[1])}; ${rounds} rounds, alternating`)
 console.log("batch  mode                 A ms/step   B ms/step    B / A")
 for (const s of summary) console.log(`${String(s.batch).padStart(5)}  ${s.mode.padEnd(18)} ${s.aMs.toFixed(3).padStart(10)}  ${s.bMs.toFixed(3).padStart(10)}  ${s.ratio.toFixed(3).padStart(7)}`)
@@ -118,7 +126,7 @@ const record = {
   commit: commit(),
   command: `bun bench/gpu-ab.ts ${process.argv.slice(2).join(" ")}`.trim(),
   date: new Date().toISOString(),
-  sides: sides.map((s) => ({ name: s.name, lib: s.lib ?? null, env: s.env })),
+  sides: sides.map((s) => ({ name: s.name, lib: s.lib ?? null, script: s.script ?? null, env: s.env })),
   runs,
   summary
 }

@@ -206,7 +206,7 @@ const attentionCase = ([Hq, Hkv, D]: [number, number, number], seqs: ReadonlyArr
     },
     args: (at) => [
       at("out"), at("qkv"), at("kCache"), at("vCache"), at("queryToSeq"), at("positions"), at("blockTables"),
-      T, Hq, Hkv, D, stride, maxBlocks, blockSize, 1 / Math.sqrt(D)
+      T, Hq, Hkv, D, stride, maxBlocks, blockSize, 1 / Math.sqrt(D), Math.max(...seqs.map(([, n]) => n))
     ],
     outputs: ["out"]
   }
@@ -226,16 +226,43 @@ const kvWriteCase = ([T, Hq, Hkv, D]: [number, number, number, number]): KernelC
   }
 }
 
+const ropeKvWriteCase = ([T, Hq, Hkv, D]: [number, number, number, number]): KernelCase => {
+  const { stride, buffer } = qkvOf(T, Hq, Hkv, D)
+  const numSlots = 4 * T
+  const slots = randomInts(T, 0, numSlots).data.map((s, t) => (t % 5 === 4 ? -1 : t * 4 + (s % 4)))
+  const invFreq = Float32Array.from({ length: D / 2 }, (_, i) => 1 / Math.pow(5e5, (2 * i) / D))
+  return {
+    kernel: "rope_kv_write",
+    label: `T=${T} Hq=${Hq} Hkv=${Hkv} D=${D}, every 5th token padding`,
+    buffers: {
+      qkv: buffer,
+      kCache: floats(numSlots * Hkv * D),
+      vCache: floats(numSlots * Hkv * D),
+      positions: randomInts(T, 0, 100_000),
+      invFreq: { data: invFreq, dtype: "f32" },
+      slots: ints(slots)
+    },
+    args: (at) => [
+      at("qkv"), at("qkv", Hq * D), at("kCache"), at("vCache"), at("qkv", (Hq + Hkv) * D), at("positions"), at("invFreq"), at("slots"),
+      T, Hq, Hkv, D, stride, stride, stride
+    ],
+    outputs: ["qkv", "kCache", "vCache"]
+  }
+}
+
 export const kernelCases = (): KernelCase[] => [
   ...([[1, 64], [7, 769], [83, 4096]] as [number, number][]).flatMap(rowCases),
   ...([[1, 769, 64], [7, 1024, 1536], [83, 5, 769], [4, 32000, 512], [256, 4096, 1024]] as [number, number, number][]).map(matmulCase),
   ...([[7, 6, 128], [83, 4, 32], [5, 3, 256]] as [number, number, number][]).map(headNormCase),
   ...([[7, 4, 2, 32, 100], [83, 32, 8, 128, 100_000], [5, 2, 1, 80, 4096]] as [number, number, number, number, number][]).map(ropeCase),
   ...([[37, 4, 2, 32], [9, 32, 8, 128]] as [number, number, number, number][]).map(kvWriteCase),
+  ...([[37, 4, 2, 32], [9, 32, 8, 128], [1, 32, 8, 128]] as [number, number, number, number][]).map(ropeKvWriteCase),
   ...([[4, 2, 32], [4, 1, 16], [6, 2, 20], [32, 8, 128], [24, 1, 80], [4, 4, 256], [2, 2, 96]] as [number, number, number][]).map((heads) =>
     attentionCase(heads, [[0, 37], [70, 1], [50, 20], [0, 16], [200, 1]])
   ),
   attentionCase([8, 2, 128], [[0, 300], [0, 1], [1000, 1], [33, 17]]),
+  // decodes only (maxQueryLen 1: no prefill launch), 17 of them: more than one prefill tile of tokens
+  attentionCase([32, 8, 128], Array.from({ length: 17 }, (_, i): [number, number] => [i * 37, 1])),
   {
     kernel: "argmax",
     label: "M=7 V=769",

@@ -124,7 +124,7 @@ const attention = (label: string, seqs: ReadonlyArray<[number, number]>, iters: 
   const [qkv, kc, vc, out] = [randomFloats(T * stride), randomFloats(numBlocks * blockSize * Hkv * D), randomFloats(numBlocks * blockSize * Hkv * D), memory.alloc(T * Hq * D * 2)]
   const [q2s, pos, tables] = [intsOf(queryToSeq), intsOf(positions), intsOf(Array.from({ length: numBlocks }, (_, b) => b))]
   const keys = seqs.reduce((n, [start, count]) => n + start + count, 0)
-  const run = () => kernels.paged_attention(out, qkv, kc, vc, q2s, pos, tables, T, Hq, Hkv, D, stride, maxBlocks, blockSize, 1 / Math.sqrt(D))
+  const run = () => kernels.paged_attention(out, qkv, kc, vc, q2s, pos, tables, T, Hq, Hkv, D, stride, maxBlocks, blockSize, 1 / Math.sqrt(D), Math.max(...seqs.map(([, n]) => n)))
   if (T === seqs.length) memoryBound(`paged_attention ${label}`, 2 * 2 * keys * Hkv * D, run, iters, "decode: K and V read once per kv head")
   else {
     // causal: query at position p sees p + 1 keys; QK^T and PV are 2 FLOPs per multiply-add each

@@ -22,15 +22,17 @@ namespace {
 template <int DPL>
 cudaError_t cuda_core_attention(tsr::bf16* out, const tsr::bf16* q, const tsr::bf16* k_cache, const tsr::bf16* v_cache,
                                 const int* query_to_seq, const int* positions, const int* block_tables, int T, int Hq, int Hkv, int D,
-                                int q_stride, int max_blocks, int block_size, float scale, const tsr_context* ctx) {
+                                int q_stride, int max_blocks, int block_size, float scale, bool prefill, const tsr_context* ctx) {
   cudaStream_t stream = ctx->stream;
   const float scale_log2 = scale * attn::kLog2e;
-  cudaError_t error = attn::prefill<DPL>(out, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride,
-                                         max_blocks, block_size, scale_log2, stream);
-  if (error != cudaSuccess) return error;
+  if (prefill) {
+    const cudaError_t error = attn::prefill<DPL>(out, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride,
+                                                 max_blocks, block_size, scale_log2, stream);
+    if (error != cudaSuccess) return error;
+  }
   return attn::decode<DPL>(out, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride, max_blocks,
                            block_size, scale_log2, ctx->decode_split ? ctx->attention_scratch : nullptr, ctx->attention_scratch_floats,
-                           2 * ctx->sm_count, stream);
+                           2 * ctx->sm_count, prefill, stream);
 }
 
 // TSR_ATTENTION_P_BF16=1: P rounded once to bf16 for the prefill P.V (attention_mma.cuh)
@@ -45,20 +47,22 @@ bool prefill_p_bf16() {
 template <int DMAX>
 cudaError_t tensor_core_attention(tsr::bf16* out, const tsr::bf16* q, const tsr::bf16* k_cache, const tsr::bf16* v_cache,
                                   const int* query_to_seq, const int* positions, const int* block_tables, int T, int Hq, int Hkv, int D,
-                                  int q_stride, int max_blocks, int block_size, float scale, const tsr_context* ctx) {
+                                  int q_stride, int max_blocks, int block_size, float scale, bool prefill, const tsr_context* ctx) {
   cudaStream_t stream = ctx->stream;
   const float scale_log2 = scale * attn::kLog2e;
-  cudaError_t error =
-      prefill_p_bf16()
-          ? attn::prefill_mma<DMAX, false>(out, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride,
-                                           max_blocks, block_size, scale_log2, stream)
-          : attn::prefill_mma<DMAX, true>(out, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride,
-                                          max_blocks, block_size, scale_log2, stream);
-  if (error != cudaSuccess) return error;
+  if (prefill) {
+    const cudaError_t error =
+        prefill_p_bf16()
+            ? attn::prefill_mma<DMAX, false>(out, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride,
+                                             max_blocks, block_size, scale_log2, stream)
+            : attn::prefill_mma<DMAX, true>(out, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride,
+                                            max_blocks, block_size, scale_log2, stream);
+    if (error != cudaSuccess) return error;
+  }
   // split until the blocks fill the GPU once (context.cuh: decode_blocks_per_sm)
   return attn::decode_mma<DMAX>(out, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride, max_blocks,
                                 block_size, scale_log2, ctx->decode_split ? ctx->attention_scratch : nullptr,
-                                ctx->attention_scratch_floats, ctx->decode_blocks_per_sm * ctx->sm_count, stream);
+                                ctx->attention_scratch_floats, ctx->decode_blocks_per_sm * ctx->sm_count, prefill, stream);
 }
 
 bool aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
@@ -78,12 +82,17 @@ int tensor_core_build(int D) { return D <= 64 ? 64 : D <= 128 ? 128 : 256; }
 
 extern "C" int tsr_paged_attention(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* q, const tsr_bf16* kCache, const tsr_bf16* vCache,
                                    const int32_t* queryToSeq, const int32_t* positions, const int32_t* blockTables, int T, int Hq,
-                                   int Hkv, int D, int qStride, int maxBlocks, int blockSize, float scale) {
+                                   int Hkv, int D, int qStride, int maxBlocks, int blockSize, float scale,
+                                   int maxQueryLen) {
   TSR_REQUIRE_CONTEXT(ctx);
   TSR_REQUIRE(T >= 0 && Hkv > 0 && Hq > 0 && Hq % Hkv == 0, "paged_attention: Hq=%d is not a multiple of Hkv=%d", Hq, Hkv);
   TSR_REQUIRE(D > 0 && D <= attn::kMaxHeadDim, "paged_attention: head dimension %d (supported: 1..%d)", D, attn::kMaxHeadDim);
   TSR_REQUIRE(maxBlocks > 0 && blockSize > 0, "paged_attention: maxBlocks=%d blockSize=%d", maxBlocks, blockSize);
   TSR_REQUIRE(qStride >= Hq * D, "paged_attention: qStride=%d < Hq*D=%d", qStride, Hq * D);
+  TSR_REQUIRE(maxQueryLen >= 0 && maxQueryLen <= T, "paged_attention: maxQueryLen=%d outside 0..T=%d", maxQueryLen, T);
+  // no sequence with a prefill tile's worth of tokens: the prefill kernel would only check and
+  // exit (a launch, a few microseconds a layer at every decode batch of 16 and up)
+  const bool prefill = maxQueryLen >= attn::kPrefillTokens;
   // the tensor-core kernels copy q rows and cache rows in 16-byte pieces and store bf16 pairs
   const int build = tensor_core_build(D);
   const bool tensor_cores = D % 16 == 0 && qStride % 8 == 0 && aligned(q, 16) && aligned(kCache, 16) && aligned(vCache, 16) &&
@@ -93,17 +102,17 @@ extern "C" int tsr_paged_attention(tsr_context* ctx, tsr_bf16* out, const tsr_bf
   cudaError_t error;
   if (tensor_cores) {
     switch (build) {
-      case 64: error = tensor_core_attention<64>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, ctx); break;
-      case 128: error = tensor_core_attention<128>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, ctx); break;
-      default: error = tensor_core_attention<256>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, ctx); break;
+      case 64: error = tensor_core_attention<64>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, prefill, ctx); break;
+      case 128: error = tensor_core_attention<128>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, prefill, ctx); break;
+      default: error = tensor_core_attention<256>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, prefill, ctx); break;
     }
     return check(error, "paged_attention");
   }
   switch (attn::dims_per_lane(D)) {
-    case 1: error = cuda_core_attention<1>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, ctx); break;
-    case 2: error = cuda_core_attention<2>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, ctx); break;
-    case 4: error = cuda_core_attention<4>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, ctx); break;
-    default: error = cuda_core_attention<8>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, ctx); break;
+    case 1: error = cuda_core_attention<1>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, prefill, ctx); break;
+    case 2: error = cuda_core_attention<2>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, prefill, ctx); break;
+    case 4: error = cuda_core_attention<4>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, prefill, ctx); break;
+    default: error = cuda_core_attention<8>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, prefill, ctx); break;
   }
   return check(error, "paged_attention");
 }

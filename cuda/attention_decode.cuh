@@ -12,6 +12,9 @@
 // takes 16 keys of every tile with its own online softmax, and the block merges its 4 warps'
 // rows at the end. CUDA cores (decode_split_kernel): any other head dimension.
 //
+// `prefill`: whether the prefill kernel ran for this call (the host skips it where no sequence has
+// a prefill tile's worth of tokens); without it the decode kernel owns every token.
+//
 // Flash-decoding: when the blocks are too few to fill the GPU (small batches), each one's keys
 // are split over `splits` blocks, each taking a contiguous run of key tiles and writing its
 // rows' unnormalised output, max and sum (f32) to `part`; combine_kernel then merges the splits
@@ -33,10 +36,11 @@ template <int DPL>
 __global__ void __launch_bounds__(kThreads) decode_split_kernel(bf16* out, float* part, const bf16* q, const bf16* k_cache,
                                                                 const bf16* v_cache, const int* query_to_seq, const int* positions,
                                                                 const int* block_tables, int T, int Hq, int Hkv, int D, int q_stride,
-                                                                int max_blocks, int block_size, float scale_log2, int splits) {
+                                                                int max_blocks, int block_size, float scale_log2, int splits,
+                                                                bool prefill) {
   static_assert(kWarps * kRowsPerWarp == kDecodeHeads, "a warp's rows are heads of the chunk");
   const int t = blockIdx.x;
-  if (prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
+  if (prefill && prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
   extern __shared__ __align__(16) unsigned char shared[];
   bf16* sK = reinterpret_cast<bf16*>(shared);
   bf16* sV = sK + kTileKeys * D;
@@ -114,12 +118,12 @@ template <int DMAX>
 __global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, float* part, const bf16* q, const bf16* k_cache, const bf16* v_cache,
                                                               const int* query_to_seq, const int* positions, const int* block_tables, int T,
                                                               int Hq, int Hkv, int D, int q_stride, int max_blocks, int block_size,
-                                                              float scale_log2, int splits) {
+                                                              float scale_log2, int splits, bool prefill) {
   using Shape = DecodeShape<DMAX>;
   using Pipeline = typename Shape::Pipeline;
   constexpr int kKeys = Shape::kKeys;
   const int t = blockIdx.x;
-  if (prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
+  if (prefill && prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = blockIdx.y;
@@ -206,10 +210,10 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, float* 
 }
 
 // One warp per (token, query head): out = sum_s acc_s 2^(max_s - M) / sum_s sum_s 2^(max_s - M).
-__global__ void combine_kernel(bf16* out, const float* part, const int* query_to_seq, int T, int Hq, int D, int splits) {
+__global__ void combine_kernel(bf16* out, const float* part, const int* query_to_seq, int T, int Hq, int D, int splits, bool prefill) {
   allow_dependents();  // the o projection's GEMV may start streaming its weights
   const int t = blockIdx.x, h = blockIdx.y, lane = threadIdx.x;
-  if (prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
+  if (prefill && prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
   const size_t row = ((size_t)t * Hq + h) * splits;
   const float* stats = part + (size_t)T * Hq * splits * D + 2 * row;
   float m = -kInfinity;
@@ -252,20 +256,20 @@ inline DecodeGrid decode_grid(int T, int Hq, int Hkv, int D, const float* scratc
 template <int DPL>
 cudaError_t decode(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, const int* query_to_seq, const int* positions,
                    const int* block_tables, int T, int Hq, int Hkv, int D, int q_stride, int max_blocks, int block_size,
-                   float scale_log2, float* scratch, size_t scratch_floats, int target_blocks, cudaStream_t stream) {
+                   float scale_log2, float* scratch, size_t scratch_floats, int target_blocks, bool prefill, cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
   const auto [chunks, splits] = decode_grid(T, Hq, Hkv, D, scratch, scratch_floats, target_blocks);
   decode_split_kernel<DPL><<<dim3(T, Hkv, chunks * splits), kThreads, tile_bytes(D), stream>>>(
       out, scratch, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride, max_blocks, block_size,
-      scale_log2, splits);
-  if (splits > 1) combine_kernel<<<dim3(T, Hq), 32, 0, stream>>>(out, scratch, query_to_seq, T, Hq, D, splits);
+      scale_log2, splits, prefill);
+  if (splits > 1) combine_kernel<<<dim3(T, Hq), 32, 0, stream>>>(out, scratch, query_to_seq, T, Hq, D, splits, prefill);
   return cudaGetLastError();
 }
 
 template <int DMAX>
 cudaError_t decode_mma(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, const int* query_to_seq, const int* positions,
                        const int* block_tables, int T, int Hq, int Hkv, int D, int q_stride, int max_blocks, int block_size,
-                       float scale_log2, float* scratch, size_t scratch_floats, int target_blocks, cudaStream_t stream) {
+                       float scale_log2, float* scratch, size_t scratch_floats, int target_blocks, bool prefill, cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
   const auto [chunks, splits] = decode_grid(T, Hq, Hkv, D, scratch, scratch_floats, target_blocks);
   const size_t shared = DecodeShape<DMAX>::shared_bytes(D);
@@ -274,8 +278,8 @@ cudaError_t decode_mma(bf16* out, const bf16* q, const bf16* k_cache, const bf16
   if (cudaError_t error = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared)) return error;
   kernel<<<dim3(T, Hkv, chunks * splits), kThreads, shared, stream>>>(out, scratch, q, k_cache, v_cache, query_to_seq, positions,
                                                                       block_tables, T, Hq, Hkv, D, q_stride, max_blocks, block_size,
-                                                                      scale_log2, splits);
-  if (splits > 1) combine_kernel<<<dim3(T, Hq), 32, 0, stream>>>(out, scratch, query_to_seq, T, Hq, D, splits);
+                                                                      scale_log2, splits, prefill);
+  if (splits > 1) combine_kernel<<<dim3(T, Hq), 32, 0, stream>>>(out, scratch, query_to_seq, T, Hq, D, splits, prefill);
   return cudaGetLastError();
 }
 

@@ -12,27 +12,58 @@ namespace tsr {
 
 // ---- kernels ----
 
-// One block per token; dynamic shared memory holds its D/2 (cos, sin) pairs.
-__global__ void rope_kernel(bf16* q, bf16* k, const int* positions, const float* inv_freq, int Hq, int Hkv, int D, int q_stride,
-                            int k_stride) {
-  extern __shared__ float2 turn[];
-  const int t = blockIdx.x;
+// The (cos, sin) pairs of token t's D/2 frequencies into `turn` (shared memory), then its Hq q
+// heads and Hkv k heads rotated in place; where k_slot is set, each rotated k element is also
+// stored there (the token's cache slot: rope_kv_write). Every thread of the block calls it.
+__device__ __forceinline__ void rotate_token(float2* turn, bf16* q_row, bf16* k_row, bf16* k_slot, int position, const float* inv_freq,
+                                             int Hq, int Hkv, int D) {
   const int half = D / 2;
-  const double position = positions[t];
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
     double s, c;
-    sincos(position * (double)inv_freq[i], &s, &c);
+    sincos((double)position * (double)inv_freq[i], &s, &c);
     turn[i] = make_float2((float)c, (float)s);
   }
   __syncthreads();
   for (int e = threadIdx.x; e < (Hq + Hkv) * half; e += blockDim.x) {
     const int h = e / half, i = e % half;
-    bf16* head = h < Hq ? q + (size_t)t * q_stride + (size_t)h * D : k + (size_t)t * k_stride + (size_t)(h - Hq) * D;
+    const bool is_q = h < Hq;
+    bf16* head = is_q ? q_row + (size_t)h * D : k_row + (size_t)(h - Hq) * D;
     const float2 cs = turn[i];
     const float x1 = load(head[i]), x2 = load(head[i + half]);
-    head[i] = round_bf16(x1 * cs.x - x2 * cs.y);
-    head[i + half] = round_bf16(x2 * cs.x + x1 * cs.y);
+    const bf16 y1 = round_bf16(x1 * cs.x - x2 * cs.y), y2 = round_bf16(x2 * cs.x + x1 * cs.y);
+    head[i] = y1;
+    head[i + half] = y2;
+    if (!is_q && k_slot != nullptr) {
+      bf16* cached = k_slot + (size_t)(h - Hq) * D;
+      cached[i] = y1;
+      cached[i + half] = y2;
+    }
   }
+}
+
+// One block per token; dynamic shared memory holds its D/2 (cos, sin) pairs.
+__global__ void rope_kernel(bf16* q, bf16* k, const int* positions, const float* inv_freq, int Hq, int Hkv, int D, int q_stride,
+                            int k_stride) {
+  extern __shared__ float2 turn[];
+  const int t = blockIdx.x;
+  rotate_token(turn, q + (size_t)t * q_stride, k + (size_t)t * k_stride, nullptr, positions[t], inv_freq, Hq, Hkv, D);
+}
+
+// rope, then the token's rotated k and its v into cache slot slots[t] (< 0: padding, rotated
+// only): the kv_write that attention needs first, without a launch of its own.
+__global__ void rope_kv_write_kernel(bf16* q, bf16* k, bf16* k_cache, bf16* v_cache, const bf16* v, const int* positions,
+                                     const float* inv_freq, const int* slots, int Hq, int Hkv, int D, int q_stride, int k_stride,
+                                     int v_stride) {
+  extern __shared__ float2 turn[];
+  const int t = blockIdx.x;
+  const int slot = slots[t];
+  const size_t width = (size_t)Hkv * D;
+  rotate_token(turn, q + (size_t)t * q_stride, k + (size_t)t * k_stride, slot < 0 ? nullptr : k_cache + slot * width, positions[t],
+               inv_freq, Hq, Hkv, D);
+  if (slot < 0) return;
+  const bf16* v_row = v + (size_t)t * v_stride;
+  bf16* v_slot = v_cache + slot * width;
+  for (size_t e = threadIdx.x; e < width; e += blockDim.x) v_slot[e] = v_row[e];
 }
 
 // ---- launchers ----
@@ -42,6 +73,16 @@ inline cudaError_t rope(bf16* q, bf16* k, const int* positions, const float* inv
   if (T == 0) return cudaSuccess;
   const size_t shared = (size_t)(D / 2) * sizeof(float2);
   rope_kernel<<<T, row_threads((Hq + Hkv) * (D / 2)), shared, stream>>>(q, k, positions, inv_freq, Hq, Hkv, D, q_stride, k_stride);
+  return cudaGetLastError();
+}
+
+inline cudaError_t rope_kv_write(bf16* q, bf16* k, bf16* k_cache, bf16* v_cache, const bf16* v, const int* positions, const float* inv_freq,
+                                 const int* slots, int T, int Hq, int Hkv, int D, int q_stride, int k_stride, int v_stride,
+                                 cudaStream_t stream) {
+  if (T == 0) return cudaSuccess;
+  const size_t shared = (size_t)(D / 2) * sizeof(float2);
+  rope_kv_write_kernel<<<T, row_threads((Hq + Hkv) * (D / 2)), shared, stream>>>(q, k, k_cache, v_cache, v, positions, inv_freq, slots,
+                                                                                 Hq, Hkv, D, q_stride, k_stride, v_stride);
   return cudaGetLastError();
 }
 

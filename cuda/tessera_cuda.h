@@ -118,8 +118,11 @@ int tsr_rope(tsr_context* ctx, tsr_bf16* q, tsr_bf16* k, const int32_t* position
 int tsr_silu_mul(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* gateUp, int T, int I);
 /* kv_cache.cu: kCache[slots[t]] = k[t]; vCache[slots[t]] = v[t]; slots < 0 are skipped */
 int tsr_kv_write(tsr_context* ctx, tsr_bf16* kCache, tsr_bf16* vCache, const tsr_bf16* k, const tsr_bf16* v, const int32_t* slots, int T, int Hkv, int D, int kStride, int vStride);
-/* attention.cu: causal attention of each query token over its sequence's paged cache */
-int tsr_paged_attention(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* q, const tsr_bf16* kCache, const tsr_bf16* vCache, const int32_t* queryToSeq, const int32_t* positions, const int32_t* blockTables, int T, int Hq, int Hkv, int D, int qStride, int maxBlocks, int blockSize, float scale);
+/* rope.cu: rope, then kCache[slots[t]] = rotated k[t]; vCache[slots[t]] = v[t] (slots < 0 skipped), one kernel */
+int tsr_rope_kv_write(tsr_context* ctx, tsr_bf16* q, tsr_bf16* k, tsr_bf16* kCache, tsr_bf16* vCache, const tsr_bf16* v, const int32_t* positions, const float* invFreq, const int32_t* slots, int T, int Hq, int Hkv, int D, int qStride, int kStride, int vStride);
+/* attention.cu: causal attention of each query token over its sequence's paged cache; no sequence has more than maxQueryLen
+ * query tokens in the call (T is always safe; below 16 the prefill kernel is not launched) */
+int tsr_paged_attention(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* q, const tsr_bf16* kCache, const tsr_bf16* vCache, const int32_t* queryToSeq, const int32_t* positions, const int32_t* blockTables, int T, int Hq, int Hkv, int D, int qStride, int maxBlocks, int blockSize, float scale, int maxQueryLen);
 /* rows.cu: out[r] = x[indices[r]] (rows of length H) */
 int tsr_gather_rows(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* x, const int32_t* indices, int R, int H);
 /* sampling.cu: out[m] = argmax_v logits[m,v], the first index on ties */

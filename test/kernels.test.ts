@@ -431,6 +431,35 @@ describe("paged KV cache and attention", () => {
     expect(vCache).toEqual(vRef)
   })
 
+  it("rope_kv_write is rope, then kv_write of the rotated keys (bit for bit), padding rotated but not cached", () => {
+    const [Hq, Hkv, D, blockSize] = [4, 2, 36, 4]
+    const stride = (Hq + 2 * Hkv) * D
+    const qkv = uniform(T * stride, 27)
+    const invFreq = Float32Array.from({ length: D / 2 }, (_, i) => 10000 ** ((-2 * i) / D))
+    const { table, maxBlocks, numBlocks } = blockTables(blockSize)
+    const slots = Int32Array.from(positions, (pos, t) => slotOf(table, maxBlocks, blockSize, queryToSeq[t], pos))
+    slots[3] = -1
+    const cacheFloats = numBlocks * blockSize * Hkv * D
+    const run = (fused: boolean) =>
+      onBoth((p) => {
+        const s = scope(p)
+        const [kc, vc, q] = [s.put(new Float32Array(cacheFloats)), s.put(new Float32Array(cacheFloats)), s.put(qkv)]
+        const [k, v, pos, freq, sl] = [q + Hq * D * 4, q + (Hq + Hkv) * D * 4, s.put(Int32Array.from(positions)), s.put(invFreq), s.put(slots)]
+        if (fused) p.kernels.rope_kv_write(q, k, kc, vc, v, pos, freq, sl, T, Hq, Hkv, D, stride, stride, stride)
+        else {
+          p.kernels.rope(q, k, pos, freq, T, Hq, Hkv, D, stride, stride)
+          p.kernels.kv_write(kc, vc, k, v, sl, T, Hkv, D, stride, stride)
+        }
+        const result = [s.get(q, qkv), s.get(kc, new Float32Array(cacheFloats)), s.get(vc, new Float32Array(cacheFloats))]
+        s.free()
+        return result
+      })
+    const [fused, separate] = [run(true), run(false)]
+    fused.forEach((tensor, i) => expect(new Uint32Array(tensor.buffer)).toEqual(new Uint32Array(separate[i].buffer)))
+    // the padding token's row is rotated in place like the others, and its keys reach no slot
+    expect(fused[0]).not.toEqual(qkv)
+  })
+
   const cases = [64, 32].flatMap((D) => [1, 2, 4].flatMap((ratio) => [16, 4].map((blockSize) => [D, ratio, blockSize])))
   it.each(cases)("paged_attention D=%i GQA ratio %i block size %i, after kv_write", (D, ratio, blockSize) => {
     const Hkv = 2
@@ -450,7 +479,7 @@ describe("paged KV cache and attention", () => {
       const [kc, vc, q, o] = [s.put(kCache), s.put(vCache), s.put(qkv), s.put(new Float32Array(T * Hq * D))]
       const [qPtr, kPtr, vPtr] = [q, q + Hq * D * 4, q + (Hq + Hkv) * D * 4]
       p.kernels.kv_write(kc, vc, kPtr, vPtr, s.put(slots), T, Hkv, D, stride, stride)
-      p.kernels.paged_attention(o, qPtr, kc, vc, s.put(queryToSeq), s.put(positions), s.put(table), T, Hq, Hkv, D, stride, maxBlocks, blockSize, scale)
+      p.kernels.paged_attention(o, qPtr, kc, vc, s.put(queryToSeq), s.put(positions), s.put(table), T, Hq, Hkv, D, stride, maxBlocks, blockSize, scale, T)
       const result = s.get(o, new Float32Array(T * Hq * D))
       s.free()
       return [result]

@@ -197,9 +197,11 @@ Result run_case(tsr_context* ctx, const Case& c, void* flush, size_t flush_eleme
   TRY_CUDA(cudaDeviceSynchronize());
 
   const float scale = 1.f / std::sqrt((float)D);
+  int max_query = 0;
+  for (const Seq& s : c.seqs) max_query = std::max(max_query, s.tokens);
   auto attention = [&] {
     return tsr_paged_attention(ctx, (tsr_bf16*)out, q, (tsr_bf16*)k, (tsr_bf16*)v, (int*)q2s, (int*)pos, (int*)table, T, Hq, Hkv, D,
-                               width, max_blocks, kBlockSize, scale);
+                               width, max_blocks, kBlockSize, scale, max_query);
   };
   TRY(attention());
   TRY(tsr_synchronize(ctx));

@@ -41,7 +41,7 @@ struct Seq {
 
 bool run(tsr_context* ctx, Config c, std::mt19937& rng) {
   const int block_size = 16, max_blocks = 8, num_blocks = 3 * max_blocks + 5;
-  const std::vector<Seq> seqs = {{0, 37}, {70, 1}, {50, 20}};
+  const std::vector<Seq> seqs = {{0, 37}, {70, 1}, {50, 20}};  // the longest: 37 tokens (maxQueryLen)
   const int S = (int)seqs.size();
   const int width = (c.Hq + 2 * c.Hkv) * c.D;  // fused qkv row: q heads, then k, then v
   const int slot_width = c.Hkv * c.D;
@@ -97,7 +97,7 @@ bool run(tsr_context* ctx, Config c, std::mt19937& rng) {
   CHECK(tsr_kv_write(ctx, (tsr_bf16*)d_k, (tsr_bf16*)d_v, q + c.Hq * c.D, q + (c.Hq + c.Hkv) * c.D, (int*)d_slots, T, c.Hkv, c.D,
                      width, width));
   CHECK(tsr_paged_attention(ctx, (tsr_bf16*)d_out, q, (tsr_bf16*)d_k, (tsr_bf16*)d_v, (int*)d_q2s, (int*)d_pos, (int*)d_tables, T,
-                            c.Hq, c.Hkv, c.D, width, max_blocks, block_size, scale));
+                            c.Hq, c.Hkv, c.D, width, max_blocks, block_size, scale, 37));
   std::vector<__nv_bfloat16> out((size_t)T * c.Hq * c.D), k_after(cache_elements);
   CHECK(tsr_read(ctx, out.data(), d_out, out_bytes));
   CHECK(tsr_read(ctx, k_after.data(), d_k, cache_elements * 2));

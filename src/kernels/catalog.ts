@@ -110,11 +110,29 @@ export const catalog = {
     scalars: ["T", "Hkv", "D", "kStride", "vStride"],
     split: "T"
   },
+  rope_kv_write: {
+    doc:
+      "rope, then kv_write of the rotated k and of v, in one pass over the step's rows (what attention needs before it reads " +
+      "the cache): q and k rotated in place as rope does; kCache[slots[t]] = k[t], vCache[slots[t]] = v[t] (slots < 0 skipped)",
+    tensors: [
+      float("q", ["T", "Hq", "D"], true),
+      float("k", ["T", "Hkv", "D"], true),
+      float("kCache", ["numSlots", "Hkv", "D"], true),
+      float("vCache", ["numSlots", "Hkv", "D"], true),
+      float("v", ["T", "Hkv", "D"]),
+      i32("positions", ["T"]),
+      f32("invFreq", ["D/2"]),
+      i32("slots", ["T"])
+    ],
+    scalars: ["T", "Hq", "Hkv", "D", "qStride", "kStride", "vStride"],
+    split: "T"
+  },
   paged_attention: {
     doc:
       "out[t,h] = softmax(q[t,h] . K[s,0..positions[t]] * scale) V[s,...] over the paged cache of sequence s = queryToSeq[t]; " +
       "token j of sequence s lives at slot blockTables[s*maxBlocks + j/blockSize]*blockSize + j%blockSize; GQA: kv head = h / (Hq/Hkv). " +
-      "Causal by construction (prefill, chunked prefill and decode are one kernel)",
+      "Causal by construction (prefill, chunked prefill and decode are one kernel). maxQueryLen: no sequence has more query " +
+      "tokens in the call (1 for a batch of decodes; T is always safe); a provider may skip its prefill path below its tile",
     tensors: [
       float("out", ["T", "Hq", "D"], true),
       float("q", ["T", "Hq", "D"]),
@@ -124,7 +142,7 @@ export const catalog = {
       i32("positions", ["T"]),
       i32("blockTables", ["S", "maxBlocks"])
     ],
-    scalars: ["T", "Hq", "Hkv", "D", "qStride", "maxBlocks", "blockSize", "scale"],
+    scalars: ["T", "Hq", "Hkv", "D", "qStride", "maxBlocks", "blockSize", "scale", "maxQueryLen"],
     // (token, kv head) pairs, t * Hkv + g: one decode token still spreads over threads
     split: "T*Hkv"
   },

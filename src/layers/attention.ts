@@ -47,6 +47,9 @@ export const loadAttention = (loader: WeightLoader, config: ModelConfig, prefix:
   }
 }
 
+/** the most tokens one sequence has in the step (1 in a batch of decodes) */
+const maxQueryLen = (plan: StepInput["plan"]): number => plan.seqs.reduce((most, s) => Math.max(most, s.numScheduledTokens), 0)
+
 /**
  * out = o_proj(attention(rope(q), rope(k), v)) over the paged cache, for this rank's heads.
  * The step's K and V are written to the cache first, so the kernel reads one cache for
@@ -74,11 +77,10 @@ export const attention = (
     kernels.head_rmsnorm(q, w.qNorm, T, heads, D, stride, normEps)
     kernels.head_rmsnorm(k, w.kNorm, T, kvHeads, D, stride, normEps)
   }
-  kernels.rope(q, k, ws.positions, invFreq, T, heads, kvHeads, D, stride, stride)
-  kernels.kv_write(cache.k, cache.v, k, v, ws.slots, T, kvHeads, D, stride, stride)
+  kernels.rope_kv_write(q, k, cache.k, cache.v, v, ws.positions, invFreq, ws.slots, T, heads, kvHeads, D, stride, stride, stride)
   kernels.paged_attention(
     ws.attention, q, cache.k, cache.v, ws.queryToSeq, ws.positions, ws.blockTables,
-    T, heads, kvHeads, D, stride, plan.maxBlocksPerSeq, blockSize, 1 / Math.sqrt(D)
+    T, heads, kvHeads, D, stride, plan.maxBlocksPerSeq, blockSize, 1 / Math.sqrt(D), maxQueryLen(plan)
   )
   applyLinear(kernels, out, ws.attention, T, w.o)
 }

@@ -10,8 +10,9 @@ import { scratch, scratchBytes } from "./scratch"
 
 export function paged_attention(
   out: usize, q: usize, kCache: usize, vCache: usize, queryToSeq: usize, positions: usize, blockTables: usize,
-  T: i32, Hq: i32, Hkv: i32, D: i32, qStride: i32, maxBlocks: i32, blockSize: i32, scale: f32, begin: i32, end: i32
+  T: i32, Hq: i32, Hkv: i32, D: i32, qStride: i32, maxBlocks: i32, blockSize: i32, scale: f32, maxQueryLen: i32, begin: i32, end: i32
 ): void {
+  // maxQueryLen: one path serves every query length here
   const group = Hq / Hkv
   // running max and running sum of each query head of the group
   const maxes = scratch
