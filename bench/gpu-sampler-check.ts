@@ -9,6 +9,9 @@
  * min-p (0 to 0.2), seeds (negative and beyond 2^32 too), positions and sample indices, over
  * logits that are Gaussian at several scales, quantized to a few levels (many exact ties, the
  * quickselect's tie path), peaked, or partly -inf (as logit bias / min_tokens masking leave them).
+ * About half the rows also carry logits processors, applied on the device as edits
+ * (src/sampling/logitsEdits.ts): logit bias, min_tokens masking of stop ids, a repetition
+ * penalty over a prompt and an output history, frequency and presence penalties.
  *
  *   make -C cuda && bun bench/gpu-sampler-check.ts [--out DIR] [--rows-scale N]
  *   (writes gpu-sampler-check-<device>.json; exit 1 on any mismatch)
@@ -22,7 +25,8 @@ import { roundBf16 } from "./gpu-check-kernels.ts"
 import { seedKey } from "../src/sampling/philox.ts"
 import { Sampler } from "../src/sampling/sampler.ts"
 import { decodeSamplingParamsSync } from "../src/sampling/SamplingParams.ts"
-import { makeSamplingState } from "../src/sampling/samplingState.ts"
+import { logitsEdits } from "../src/sampling/logitsEdits.ts"
+import { makeSamplingState, recordOutputToken, type SequenceSamplingState } from "../src/sampling/samplingState.ts"
 
 const argValue = (flag: string): string | undefined => {
   const i = process.argv.indexOf(flag)
@@ -65,8 +69,34 @@ interface RowParams {
   position: number
   sampleIndex: number
   kind: Kind
+  /** logits processors: the request's fields and the history they act on */
+  processors?: {
+    logitBias: Record<string, number>
+    presencePenalty: number
+    frequencyPenalty: number
+    repetitionPenalty: number
+    minTokens: number
+    stopTokenIds: number[]
+    prompt: number[]
+    outputs: number[]
+  }
 }
-const randomParams = (): RowParams => ({
+const randomIds = (count: number, V: number): number[] => Array.from({ length: count }, () => Math.floor(rand() * V))
+const randomProcessors = (V: number): RowParams["processors"] => {
+  if (rand() < 0.5) return undefined
+  const outputs = randomIds(pick([0, 3, 40]), pick([V, 20]))  // a narrow range repeats ids: counts above 1
+  return {
+    logitBias: Object.fromEntries(randomIds(pick([0, 1, 5]), V).map((id) => [String(id), pick([-100, -5, 0.5, 3, 100])])),
+    presencePenalty: pick([0, 0, 0.5, -1, 2]),
+    frequencyPenalty: pick([0, 0, 0.3, -0.7, 1.1]),
+    repetitionPenalty: pick([1, 1, 1.1, 1.3, 0.8]),
+    minTokens: pick([0, 0, outputs.length + 1]),
+    stopTokenIds: randomIds(pick([0, 2]), V),
+    prompt: randomIds(pick([0, 10, 500]), V),
+    outputs
+  }
+}
+const randomParams = (V: number): RowParams => ({
   temperature: pick([0, 0, 1e-6, 0.1, 0.3, 0.6, 0.7, 0.8, 1, 1, 1, 1.3, 2]),
   topP: pick([1, 1, 0.95, 0.9, 0.8, 0.5, 0.1]),
   topK: pick([-1, -1, -1, 1, 2, 5, 20, 50, 1000]),
@@ -80,8 +110,24 @@ const randomParams = (): RowParams => ({
   ])(),
   position: pick([() => Math.floor(rand() * 64), () => Math.floor(rand() * 2 ** 20), () => 2 ** 31 - 1])(),
   sampleIndex: pick([0, 0, 1, 3]),
-  kind: pick(["gauss", "gauss", "quantized", "peaked", "masked"] as const)
+  kind: pick(["gauss", "gauss", "quantized", "peaked", "masked"] as const),
+  processors: randomProcessors(V)
 })
+
+/** the engine's state for a row: its request's parameters, prompt and outputs so far */
+const stateOf = (p: RowParams): SequenceSamplingState => {
+  const x = p.processors
+  const params = decodeSamplingParamsSync({
+    temperature: p.temperature, top_p: p.topP, top_k: p.topK, min_p: p.minP, seed: p.seed,
+    ...(x && {
+      logit_bias: x.logitBias, presence_penalty: x.presencePenalty, frequency_penalty: x.frequencyPenalty,
+      repetition_penalty: x.repetitionPenalty, min_tokens: x.minTokens, stop_token_ids: x.stopTokenIds
+    })
+  })
+  const state = makeSamplingState(params, { promptTokenIds: x?.prompt ?? [], eosTokenIds: [], seed: p.seed, sampleIndex: p.sampleIndex })
+  for (const id of x?.outputs ?? []) recordOutputToken(state, id)
+  return state
+}
 
 /** rounds `values` to bf16 in place (nearest even) and returns the bit patterns */
 const roundToBf16 = (values: Float32Array): Uint16Array =>
@@ -121,7 +167,7 @@ const cases = [
   { vocab: 128256, batches: 6, rows: 64 }
 ]
 const mismatches: Mismatch[] = []
-const perVocab: { vocab: number; rows: number; mismatches: number; sampledRows: number; gpuMs: number; cpuMs: number }[] = []
+const perVocab: { vocab: number; rows: number; mismatches: number; sampledRows: number; processedRows: number; gpuMs: number; cpuMs: number }[] = []
 let totalRows = 0
 for (const c of cases) {
   const V = c.vocab
@@ -130,11 +176,14 @@ for (const c of cases) {
   let rowsDone = 0
   let bad = 0
   let sampledRows = 0
+  let processedRows = 0
   let gpuMs = 0
   let cpuMs = 0
   for (let b = 0; b < Math.max(1, Math.round(c.batches * rowsScale)); b++) {
     const logits = new Float32Array(R * V)
-    const ps = Array.from({ length: R }, randomParams)
+    const ps = Array.from({ length: R }, () => randomParams(V))
+    const states = ps.map(stateOf)
+    const edits = logitsEdits(states, R)
     ps.forEach((p, r) => fillRow(logits.subarray(r * V, (r + 1) * V), p.kind))
     // every other batch goes through the bf16 entry, as the engine's logits do: the CPU then
     // samples the same logits rounded to bf16
@@ -151,6 +200,9 @@ for (const c of cases) {
       seedHi: upload(Uint32Array.from(keys, (k) => k[1])),
       position: upload(Int32Array.from(ps, (p) => p.position)),
       sampleIndex: upload(Int32Array.from(ps, (p) => p.sampleIndex)),
+      editOffsets: edits ? upload(edits.offsets) : 0,
+      editIds: edits ? upload(edits.ids) : 0,
+      editValues: edits ? upload(edits.values) : 0,
       outTokens: alloc(R * 4)
     }
     const t0 = performance.now()
@@ -159,12 +211,12 @@ for (const c of cases) {
     gpuMs += performance.now() - t0
     const gpuTokens = new Int32Array(R)
     native.check("tsr_read", s.tsr_read(ctx, gpuTokens, buffers.outTokens as Pointer, gpuTokens.byteLength))
-    for (const ptr of Object.values(buffers)) native.check("tsr_free", s.tsr_free(ctx, ptr as Pointer))
+    for (const ptr of Object.values(buffers)) if (ptr !== 0) native.check("tsr_free", s.tsr_free(ctx, ptr as Pointer))
     const t1 = performance.now()
     ps.forEach((p, r) => {
-      const params = decodeSamplingParamsSync({ temperature: p.temperature, top_p: p.topP, top_k: p.topK, min_p: p.minP, seed: p.seed })
-      const state = makeSamplingState(params, { promptTokenIds: [], eosTokenIds: [], seed: p.seed, sampleIndex: p.sampleIndex })
+      const state = states[r]
       if (!state.greedy) sampledRows++
+      if (p.processors) processedRows++
       const token = cpu.sample(logits, r, state, p.position)
       if (token !== gpuTokens[r]) {
         bad++
@@ -175,8 +227,10 @@ for (const c of cases) {
     rowsDone += R
   }
   totalRows += rowsDone
-  perVocab.push({ vocab: V, rows: rowsDone, mismatches: bad, sampledRows, gpuMs: Math.round(gpuMs), cpuMs: Math.round(cpuMs) })
-  console.log(`vocab ${V}: ${rowsDone} rows (${sampledRows} sampled, the rest greedy), ${bad} mismatches; GPU ${gpuMs.toFixed(0)} ms, CPU ${cpuMs.toFixed(0)} ms`)
+  perVocab.push({ vocab: V, rows: rowsDone, mismatches: bad, sampledRows, processedRows, gpuMs: Math.round(gpuMs), cpuMs: Math.round(cpuMs) })
+  console.log(
+    `vocab ${V}: ${rowsDone} rows (${sampledRows} sampled, the rest greedy; ${processedRows} with logits processors), ${bad} mismatches; GPU ${gpuMs.toFixed(0)} ms, CPU ${cpuMs.toFixed(0)} ms`
+  )
 }
 native.check("tsr_context_destroy", s.tsr_context_destroy(ctx))
 

@@ -38,7 +38,19 @@ curl -s localhost:18600/v1/completions -H 'content-type: application/json' \
   -d '{"prompt": "The little robot", "max_tokens": 8, "temperature": 0, "ignore_eos": true}' > "$out/serve-completion.json"
 curl -s localhost:18600/v1/chat/completions -H 'content-type: application/json' \
   -d '{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "stream": true, "stream_options": {"include_usage": true}}' > "$out/serve-chat.sse"
+# penalties and logit bias, drawn on the GPU (their logits edits), twice with one seed: the same text
+for run in 1 2; do
+  curl -s localhost:18600/v1/completions -H 'content-type: application/json' \
+    -d '{"prompt": "The little robot", "max_tokens": 16, "temperature": 0.9, "seed": 5, "presence_penalty": 1.5, "frequency_penalty": 0.5, "repetition_penalty": 1.3, "logit_bias": {"13": 4}, "ignore_eos": true}' \
+    > "$out/serve-penalties-$run.json"
+done
 curl -s localhost:18600/metrics | grep -E '^vllm:(generation_tokens_total|kv_cache_usage_perc)' > "$out/serve-metrics.txt"
 kill -TERM %1; wait
 echo "serve: $(head -c 300 "$out/serve-completion.json")"
 echo "serve: $(grep -c '^data:' "$out/serve-chat.sse") SSE events; $(tail -n 3 "$out/serve.log" | tr '\n' ' ')"
+python3 - "$out/serve-penalties-1.json" "$out/serve-penalties-2.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+ta, tb = (x["choices"][0]["text"] if "choices" in x else x for x in (a, b))
+print(f"serve with penalties and logit bias (seed 5): {a.get('usage', {}).get('completion_tokens')} tokens, the two runs {'equal' if ta == tb else 'DIFFER'}")
+PY

@@ -219,9 +219,27 @@ __device__ int block_argmax(const double* w, int V, double* redValue, int* redIn
   return result;
 }
 
+// Sampler.applyLogitsProcessors as edits (sampler.h, src/sampling/logitsEdits.ts): the phases
+// in the CPU's order, each one's ids distinct, so a phase runs over the block. Single float64
+// operations, as the CPU's: the frequency / presence value was multiplied and added on the host.
+__device__ void apply_edits(double* w, int V, const int32_t* offsets, const int32_t* ids, const double* values) {
+  for (int phase = 0; phase < 4; phase++) {
+    for (int e = offsets[phase] + threadIdx.x; e < offsets[phase + 1]; e += kThreads) {
+      const int id = ids[e];
+      if (id < 0 || id >= V) continue;  // the CPU's typed-array write ignores it
+      const double v = values[e];
+      if (phase == 0) w[id] = __dadd_rn(w[id], v);
+      else if (phase == 1) w[id] = -__builtin_huge_val();
+      else if (phase == 2) w[id] = w[id] > 0 ? __ddiv_rn(w[id], v) : __dmul_rn(w[id], v);
+      else w[id] = __dsub_rn(w[id], v);
+    }
+    __syncthreads();
+  }
+}
+
 // Logits is float (f32 logits) or bf16 (the model's own, widened exactly as the host's copy)
 template <typename Logit>
-__global__ void __launch_bounds__(kThreads) sample_rows_kernel(const Logit* logits, int V, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi, const int32_t* position, const int32_t* sample_index, int32_t* out, double* work, double* cvals, int* cands, uint8_t* flags) {
+__global__ void __launch_bounds__(kThreads) sample_rows_kernel(const Logit* logits, int V, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi, const int32_t* position, const int32_t* sample_index, const int32_t* edit_offsets, const int32_t* edit_ids, const double* edit_values, int32_t* out, double* work, double* cvals, int* cands, uint8_t* flags) {
   __shared__ int counts[kThreads + 1];
   __shared__ double redValue[32];
   __shared__ int redIndex[32];
@@ -233,6 +251,7 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(const Logit* logi
   const Logit* x = logits + base;
   for (int i = threadIdx.x; i < V; i += kThreads) s.w[i] = (double)(float)x[i];
   __syncthreads();
+  if (edit_offsets != nullptr) apply_edits(s.w, V, edit_offsets + 4 * row, edit_ids, edit_values);
   const double T = temperature[row];
   if (T < kGreedyEps) {
     const int best = block_argmax(s.w, V, redValue, redIndex);
@@ -309,11 +328,12 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(const Logit* logi
 }
 
 template <typename Logit>
-int sample_rows(tsr_context* ctx, const Logit* logits, int rows, int vocab, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi, const int32_t* position, const int32_t* sample_index, int32_t* out_tokens) {
+int sample_rows(tsr_context* ctx, const Logit* logits, int rows, int vocab, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi, const int32_t* position, const int32_t* sample_index, const int32_t* edit_offsets, const int32_t* edit_ids, const double* edit_values, int32_t* out_tokens) {
   TSR_REQUIRE_CONTEXT(ctx);
   TSR_REQUIRE(rows >= 0 && vocab > 0, "tsr_sample_rows: rows %d, vocab %d", rows, vocab);
   if (rows == 0) return TSR_OK;
   TSR_REQUIRE(logits && temperature && top_p && top_k && min_p && seed_lo && seed_hi && position && sample_index && out_tokens, "tsr_sample_rows: null pointer");
+  TSR_REQUIRE(edit_offsets == nullptr || (edit_ids && edit_values), "tsr_sample_rows: edit offsets without ids or values");
   const size_t elements = (size_t)rows * vocab;
   void* scratch = nullptr;
   if (int status = tsr::sampler_scratch(ctx, elements * (2 * sizeof(double) + sizeof(int) + 1), &scratch)) return status;
@@ -321,16 +341,16 @@ int sample_rows(tsr_context* ctx, const Logit* logits, int rows, int vocab, cons
   double* cvals = work + elements;
   int* cands = (int*)(cvals + elements);
   uint8_t* flags = (uint8_t*)(cands + elements);
-  sample_rows_kernel<Logit><<<rows, kThreads, 0, ctx->stream>>>(logits, vocab, temperature, top_p, top_k, min_p, seed_lo, seed_hi, position, sample_index, out_tokens, work, cvals, cands, flags);
+  sample_rows_kernel<Logit><<<rows, kThreads, 0, ctx->stream>>>(logits, vocab, temperature, top_p, top_k, min_p, seed_lo, seed_hi, position, sample_index, edit_offsets, edit_ids, edit_values, out_tokens, work, cvals, cands, flags);
   return tsr::check(cudaGetLastError(), "tsr_sample_rows: launch");
 }
 
 }  // namespace
 
-extern "C" int tsr_sample_rows(tsr_context* ctx, const float* logits, int rows, int vocab, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi, const int32_t* position, const int32_t* sample_index, int32_t* out_tokens) {
-  return sample_rows(ctx, logits, rows, vocab, temperature, top_p, top_k, min_p, seed_lo, seed_hi, position, sample_index, out_tokens);
+extern "C" int tsr_sample_rows(tsr_context* ctx, const float* logits, int rows, int vocab, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi, const int32_t* position, const int32_t* sample_index, const int32_t* edit_offsets, const int32_t* edit_ids, const double* edit_values, int32_t* out_tokens) {
+  return sample_rows(ctx, logits, rows, vocab, temperature, top_p, top_k, min_p, seed_lo, seed_hi, position, sample_index, edit_offsets, edit_ids, edit_values, out_tokens);
 }
 
-extern "C" int tsr_sample_rows_bf16(tsr_context* ctx, const tsr_bf16* logits, int rows, int vocab, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi, const int32_t* position, const int32_t* sample_index, int32_t* out_tokens) {
-  return sample_rows(ctx, logits, rows, vocab, temperature, top_p, top_k, min_p, seed_lo, seed_hi, position, sample_index, out_tokens);
+extern "C" int tsr_sample_rows_bf16(tsr_context* ctx, const tsr_bf16* logits, int rows, int vocab, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi, const int32_t* position, const int32_t* sample_index, const int32_t* edit_offsets, const int32_t* edit_ids, const double* edit_values, int32_t* out_tokens) {
+  return sample_rows(ctx, logits, rows, vocab, temperature, top_p, top_k, min_p, seed_lo, seed_hi, position, sample_index, edit_offsets, edit_ids, edit_values, out_tokens);
 }

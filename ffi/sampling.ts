@@ -9,21 +9,23 @@ import { openLibrary, type NativeLibrary } from "./library.ts"
 export const samplerSymbols = {
   /** int tsr_sample_rows(tsr_context* ctx, const float* logits, int rows, int vocab, const double* temperature,
    *  const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi,
-   *  const int32_t* position, const int32_t* sample_index, int32_t* out_tokens) */
+   *  const int32_t* position, const int32_t* sample_index, const int32_t* edit_offsets, const int32_t* edit_ids,
+   *  const double* edit_values, int32_t* out_tokens) */
   tsr_sample_rows: {
     args: [
       FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr,
-      FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr
+      FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr
     ],
     returns: FFIType.i32
   },
   /** int tsr_sample_rows_bf16(tsr_context* ctx, const tsr_bf16* logits, int rows, int vocab, const double* temperature,
    *  const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi,
-   *  const int32_t* position, const int32_t* sample_index, int32_t* out_tokens) */
+   *  const int32_t* position, const int32_t* sample_index, const int32_t* edit_offsets, const int32_t* edit_ids,
+   *  const double* edit_values, int32_t* out_tokens) */
   tsr_sample_rows_bf16: {
     args: [
       FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr,
-      FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr
+      FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr
     ],
     returns: FFIType.i32
   }
@@ -42,6 +44,10 @@ export interface SampleRowsArgs {
   readonly seedHi: number
   readonly position: number
   readonly sampleIndex: number
+  /** the rows' logits edits (src/sampling/logitsEdits.ts): offsets [rows * 4 + 1], ids, values; 0: none */
+  readonly editOffsets: number
+  readonly editIds: number
+  readonly editValues: number
   readonly outTokens: number
 }
 
@@ -60,7 +66,7 @@ export const openSampler = (path?: string): NativeSampler => {
   const call = (name: "tsr_sample_rows" | "tsr_sample_rows_bf16") => (ctx: Pointer, a: SampleRowsArgs) =>
     native.check(
       name,
-      symbols[name](ctx, p(a.logits), a.rows, a.vocab, p(a.temperature), p(a.topP), p(a.topK), p(a.minP), p(a.seedLo), p(a.seedHi), p(a.position), p(a.sampleIndex), p(a.outTokens))
+      symbols[name](ctx, p(a.logits), a.rows, a.vocab, p(a.temperature), p(a.topP), p(a.topK), p(a.minP), p(a.seedLo), p(a.seedHi), p(a.position), p(a.sampleIndex), p(a.editOffsets), p(a.editIds), p(a.editValues), p(a.outTokens))
     )
   return { native, sampleRows: call("tsr_sample_rows"), sampleRowsBf16: call("tsr_sample_rows_bf16") }
 }

@@ -289,8 +289,9 @@ describe("Engine", () => {
   })
 
   it("draws sampled rows where the executor samples on the device, with the host sampler's tokens", async () => {
-    // a stand-in for a GPU executor: it draws each row of plan.sampling from the parameters the
-    // plan carries alone, with the host's sampler, and hands back no logits unless asked
+    // a stand-in for a GPU executor: it draws each row of plan.sampling from what the plan
+    // carries alone (the parameters, the logits edits of penalties and bias), with the host's
+    // sampler, and hands back no logits unless asked
     const inner = makeHashExecutor({ vocabSize: V, numBlocks: 64, blockSize: 4 })
     const sampler = new Sampler(V)
     const plans: StepPlan[] = []
@@ -306,7 +307,7 @@ describe("Engine", () => {
         const sampled = rows && Int32Array.from({ length: R }, (_, r) => {
           const params = { ...decodeSamplingParamsSync({}), temperature: rows.temperature[r], topP: rows.topP[r], topK: rows.topK[r], minP: rows.minP[r] }
           const state = { ...makeSamplingState(params, { promptTokenIds: [], eosTokenIds: [], seed: 0, sampleIndex: rows.sampleIndex[r] }), seedLo: rows.seedLo[r], seedHi: rows.seedHi[r] }
-          return sampler.sample(logits, r, state, rows.position[r])
+          return sampler.sampleEdited(logits, r, state, rows.position[r], rows.edits)
         })
         return Effect.succeed({ argmax: ids, logits: plan.hostLogits === false ? undefined : logits.slice(), ...(sampled && { sampled }) })
       },
@@ -316,6 +317,8 @@ describe("Engine", () => {
       [[4, 5], { temperature: 1.3, min_p: 0.05, seed: 12, max_tokens: 8, ignore_eos: true }],
       [[6], { temperature: 0, max_tokens: 8, ignore_eos: true }],
       [[7, 8], { temperature: 0.7, seed: 13, presence_penalty: 0.5, max_tokens: 8, ignore_eos: true }],
+      [[9, 9, 2], { temperature: 0.9, seed: 14, logit_bias: { "5": 3 }, repetition_penalty: 1.5, frequency_penalty: 0.8, max_tokens: 8, ignore_eos: true }],
+      [[10], { temperature: 0, logit_bias: { "3": 2.5 }, min_tokens: 4, max_tokens: 8 }],
     ]
     const all = Effect.all(requests.map(([prompt, raw]) => collect(prompt, raw)), { concurrency: "unbounded" })
     const device = await run(all, onDevice)
@@ -324,8 +327,9 @@ describe("Engine", () => {
       for (const index of [0, 1]) expect(tokensOf(deltas, index), `request ${i} sample ${index}`).toEqual(tokensOf(host[i], index))
     })
     expect(plans.some((plan) => plan.sampling !== undefined)).toBe(true)
-    // the penalised request needs the logits on the host whenever it is in the batch
-    expect(plans.filter((plan) => plan.sampling && plan.hostLogits).length).toBeGreaterThan(0)
+    // the penalised request is drawn there too, its penalty carried as edits: no logits come back
+    expect(plans.some((plan) => plan.sampling?.edits !== undefined)).toBe(true)
+    expect(plans.every((plan) => plan.hostLogits === false)).toBe(true)
     // the rows not drawn on the device are asked for their argmax (temperature 0)
     for (const plan of plans) if (plan.sampling) expect(plan.sampling.temperature.some((t) => t === 0) || plan.sampleRows.length === plan.sampling.temperature.length).toBe(true)
   })

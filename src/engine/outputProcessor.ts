@@ -3,7 +3,8 @@ import type { Detokenizer } from "../sampling/detokenizer.ts"
 import { computeLogprobs, type TokenLogprobs } from "../sampling/logprobs.ts"
 import { Sampler } from "../sampling/sampler.ts"
 import type { SamplingParams } from "../sampling/SamplingParams.ts"
-import { argmaxSuffices, logitsUnprocessed, makeSamplingState, recordOutputToken, type SequenceSamplingState } from "../sampling/samplingState.ts"
+import { logitsEdits } from "../sampling/logitsEdits.ts"
+import { argmaxSuffices, makeSamplingState, recordOutputToken, type SequenceSamplingState } from "../sampling/samplingState.ts"
 import { StopChecker, type FinishReason } from "../sampling/stopChecker.ts"
 import type { RequestId } from "./request.ts"
 import { logitsOf, type StepOutput } from "./executor.ts"
@@ -119,10 +120,13 @@ export class OutputProcessor {
     return { hostLogits, ...(onDevice.length > 0 && { sampling: rowSampling(output, onDevice) }) }
   }
 
-  /** where a row's token comes from: the argmax, the device's draw, or the host sampler */
+  /**
+   * where a row's token comes from: the argmax, the device's draw (logit bias, min_tokens and
+   * penalties included: RowSampling.edits), or the host sampler where the device has none
+   */
   private chooser(seq: SequenceState, samplesOnDevice: boolean): "argmax" | "device" | "host" {
     if (argmaxSuffices(seq.sampling)) return "argmax"
-    return samplesOnDevice && logitsUnprocessed(seq.sampling) ? "device" : "host"
+    return samplesOnDevice ? "device" : "host"
   }
 
 
@@ -238,5 +242,6 @@ const rowSampling = (output: SchedulerOutput, onDevice: ReadonlyArray<SequenceSt
     rows.position[r] = output.sampled[r].numTokens
     rows.sampleIndex[r] = sampleIndex
   })
-  return rows
+  const edits = logitsEdits(onDevice.map((seq) => seq?.sampling), R)
+  return edits === undefined ? rows : { ...rows, edits }
 }

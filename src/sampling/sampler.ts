@@ -1,3 +1,4 @@
+import { applyLogitsEdits, type LogitsEdits } from "./logitsEdits.ts"
 import { philoxUniform } from "./philox.ts"
 import type { SequenceSamplingState } from "./samplingState.ts"
 
@@ -51,6 +52,22 @@ export class Sampler {
    */
   sample(logits: Float32Array, row: number, state: SequenceSamplingState, position: number): number {
     this.applyLogitsProcessors(logits, row, state)
+    return this.choose(state, position)
+  }
+
+  /**
+   * The same draw with the logits processors given as edits (logitsEdits.ts, row `row`'s) in
+   * place of the state's: what a device sampler does, for its stand-ins in tests.
+   */
+  sampleEdited(logits: Float32Array, row: number, state: SequenceSamplingState, position: number, edits: LogitsEdits | undefined): number {
+    const V = this.vocabSize
+    for (let i = 0; i < V; i++) this.work[i] = logits[row * V + i]
+    if (edits !== undefined) applyLogitsEdits(this.work, edits, row)
+    return this.choose(state, position)
+  }
+
+  /** greedy, or the draw, from the processed logits in `work` */
+  private choose(state: SequenceSamplingState, position: number): number {
     if (state.greedy) return this.argmax()
     if (!this.buildDistribution(state)) return this.argmax()
     const u = philoxUniform(state.seedLo, state.seedHi, position, state.sampleIndex, this.rngScratch)

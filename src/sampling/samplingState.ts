@@ -61,8 +61,8 @@ export const makeSamplingState = (params: SamplingParams, options: SamplingState
 
 /**
  * Whether the next token is drawn from the raw logits: nothing changes them first (no logit
- * bias, no penalty, no min_tokens mask still on). Then the executor can choose it where the
- * logits are, with the same result.
+ * bias, no penalty, no min_tokens mask still on). A greedy token is then the executor's own
+ * argmax; otherwise a device sampler applies the changes first (logitsEdits.ts).
  */
 export const logitsUnprocessed = (s: SequenceSamplingState): boolean =>
   s.logitBiasIds.length === 0 &&

@@ -1,3 +1,5 @@
+import type { LogitsEdits } from "../sampling/logitsEdits.ts"
+
 /**
  * One iteration's decision, as a plain value: which tokens of which sequences run, where
  * their KV goes, and which rows produce logits. The scheduler makes it; every executor (CPU
@@ -15,8 +17,9 @@ export interface ScheduledSeq {
 
 /**
  * Sampling parameters of each sample row, for a provider that samples on the device
- * (src/sampling/sampler.ts's semantics: greedy below temperature 1e-5, else temperature ->
- * min-p -> top-k -> top-p -> one Philox draw keyed by seed, position and sample index).
+ * (src/sampling/sampler.ts's semantics: the logits processors, then greedy below temperature
+ * 1e-5, else temperature -> min-p -> top-k -> top-p -> one Philox draw keyed by seed, position
+ * and sample index).
  */
 export interface RowSampling {
   readonly temperature: Float64Array
@@ -29,6 +32,8 @@ export interface RowSampling {
   /** the position of the token being sampled */
   readonly position: Int32Array
   readonly sampleIndex: Int32Array
+  /** the rows' logit bias, min_tokens mask and penalties, applied before the above */
+  readonly edits?: LogitsEdits
 }
 
 export interface StepPlan {

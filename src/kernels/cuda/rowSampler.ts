@@ -5,11 +5,14 @@
  *
  * The rows' parameters go up in one copy from a pinned block laid out as the device's
  * (f64 temperature, top-p, min-p; i32 top-k, seed words, position, sample index), and the
- * tokens come back into the same pinned block. Both grow with the largest batch seen.
+ * tokens come back into the same pinned block; the rows' logits edits (bias, min_tokens,
+ * penalties: src/sampling/logitsEdits.ts), where there are any, in a second copy from a block of
+ * their own. Each grows with the largest step seen.
  * `enqueue` leaves the wait to the caller (the decode runner waits for the whole step at once).
  */
 import type { Pointer } from "bun:ffi"
 import type { NativeSampler } from "../../../ffi/sampling.ts"
+import type { LogitsEdits } from "../../sampling/logitsEdits.ts"
 import type { RowSampling } from "../../stages/stepPlan.ts"
 import type { DeviceSampler } from "../provider.ts"
 import type { CudaMemory, PinnedBuffer } from "./memory.ts"
@@ -23,10 +26,51 @@ export interface CudaRowSampler extends DeviceSampler {
   release(): void
 }
 
+/** a pinned block and its device twin, grown to the largest request */
+const stagingBlock = (memory: CudaMemory) => {
+  let bytes = 0
+  let pinned: PinnedBuffer | undefined
+  let device = 0
+  const release = () => {
+    if (pinned) memory.freePinned(pinned)
+    if (device) memory.free(device)
+    pinned = undefined
+    device = 0
+    bytes = 0
+  }
+  return {
+    ensure(needed: number): { pinned: PinnedBuffer; device: number } {
+      if (needed > bytes) {
+        release()
+        bytes = Math.max(needed, 2 * bytes, 4096)
+        pinned = memory.allocPinned(bytes)
+        device = memory.alloc(bytes)
+      }
+      return { pinned: pinned!, device }
+    },
+    release
+  }
+}
+
 export const cudaRowSampler = (native: NativeSampler, memory: CudaMemory, ctx: Pointer, synchronize: () => void): CudaRowSampler => {
   let capacity = 0
   let pinned: PinnedBuffer | undefined
   let device = 0
+  const editBlock = stagingBlock(memory)
+
+  /** the edits into their block (f64 values first, then the offsets and ids) and up; their device addresses */
+  const uploadEdits = (edits: LogitsEdits | undefined) => {
+    if (edits === undefined) return { editOffsets: 0, editIds: 0, editValues: 0 }
+    const n = edits.ids.length
+    const offsetsAt = 8 * n
+    const idsAt = offsetsAt + 4 * edits.offsets.length
+    const block = editBlock.ensure(idsAt + 4 * n)
+    new Float64Array(block.pinned.buffer, 0, n).set(edits.values)
+    new Int32Array(block.pinned.buffer, offsetsAt, edits.offsets.length).set(edits.offsets)
+    new Int32Array(block.pinned.buffer, idsAt, n).set(edits.ids)
+    memory.writeAsync(block.device, block.pinned.ptr, idsAt + 4 * n)
+    return { editOffsets: block.device + offsetsAt, editIds: block.device + idsAt, editValues: block.device }
+  }
 
   /** offsets of each array in a block of `capacity` rows; f64 arrays first, so all stay aligned */
   const layout = (R: number) => ({
@@ -48,6 +92,7 @@ export const cudaRowSampler = (native: NativeSampler, memory: CudaMemory, ctx: P
     pinned = undefined
     device = 0
     capacity = 0
+    editBlock.release()
   }
 
   const enqueue = (logits: number, rows: number, vocab: number, params: RowSampling): (() => Int32Array) => {
@@ -64,7 +109,9 @@ export const cudaRowSampler = (native: NativeSampler, memory: CudaMemory, ctx: P
     new Int32Array(buffer, at.position, rows).set(params.position.subarray(0, rows))
     new Int32Array(buffer, at.sampleIndex, rows).set(params.sampleIndex.subarray(0, rows))
     memory.writeAsync(device, pinned!.ptr, at.tokens)
+    const edits = uploadEdits(params.edits)
     native.sampleRowsBf16(ctx, {
+      ...edits,
       logits, rows, vocab,
       temperature: device + at.temperature, topP: device + at.topP, topK: device + at.topK, minP: device + at.minP,
       seedLo: device + at.seedLo, seedHi: device + at.seedHi, position: device + at.position, sampleIndex: device + at.sampleIndex,
