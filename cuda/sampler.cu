@@ -1,10 +1,11 @@
 // tsr_sample_rows: src/sampling/sampler.ts ported operation for operation, so that a seeded
 // request draws the same token on either side. One block per row. The elementwise steps
 // (load, max, exp, min-p, argmax) and the reorderings into token-id order run on the whole
-// block; the sums over the candidates (top-p's total, the draw's total and cumulative mass) are
-// defined on both sides as SUM_CHUNKS chunk sums added in order, so each thread adds one chunk
-// and thread 0 the chunk sums; the top-k / top-p quickselect, whose running masses depend on its
-// partition order, runs on thread 0 in exactly the CPU's order. Rounding then matches the CPU's except
+// block; the sums over the candidates are defined on both sides as SUM_CHUNKS chunk sums, each
+// thread adding one chunk, then added in order by thread 0 (the draw's total and cumulative mass)
+// or as a binary tree over the block (the masses top-k and top-p compare: tree_mass); top-k /
+// top-p keep a set defined by those masses alone, which the block finds by bisection over the
+// values (the CPU sorts them instead). Rounding then matches the CPU's except
 // where exp() itself differs (CUDA's double exp is within 1 ulp, so is the C library's):
 // a last-bit difference in one probability changes the token only if the draw lands within
 // about 1e-16 (relative) of a boundary.
@@ -44,79 +45,6 @@ __device__ double philox_uniform(uint32_t key0, uint32_t key1, uint32_t c0, uint
   // 27 bits of word 0, 26 of word 1: an exact 53-bit integer times 2^-53
   const uint64_t bits = ((uint64_t)(x0 >> 5) << 26) | (uint64_t)(x1 >> 6);
   return (double)bits * 0x1p-53;
-}
-
-__device__ __forceinline__ double median3(double a, double b, double c) {
-  return a > b ? (b > c ? b : a > c ? c : a) : a > c ? a : b > c ? c : b;
-}
-
-__device__ __forceinline__ void swap_pair(int* c, double* v, int i, int j) {
-  const int ti = c[i];
-  c[i] = c[j];
-  c[j] = ti;
-  const double tv = v[i];
-  v[i] = v[j];
-  v[j] = tv;
-}
-
-// ascending heapsort of ids c[0, n) (distinct), for the ties range of keep_most_probable
-__device__ void sort_ids(int* c, int n) {
-  auto sift = [&](int root, int end) {
-    while (true) {
-      int child = 2 * root + 1;
-      if (child >= end) return;
-      if (child + 1 < end && c[child + 1] > c[child]) child++;
-      if (c[root] >= c[child]) return;
-      const int t = c[root];
-      c[root] = c[child];
-      c[child] = t;
-      root = child;
-    }
-  };
-  for (int i = n / 2 - 1; i >= 0; i--) sift(i, n);
-  for (int end = n - 1; end > 0; end--) {
-    const int t = c[0];
-    c[0] = c[end];
-    c[end] = t;
-    sift(0, end);
-  }
-}
-
-// Sampler.keepMostProbable on (ids c, values v)[0, n), one thread; returns how many are kept
-// (c[0, kept) in no particular order). maxCount < 0 means no count limit.
-__device__ int keep_most_probable(int* c, double* v, int n, long long maxCount, double maxMass) {
-  const long long noLimit = 0x7fffffffffffffffLL;
-  if (maxCount < 0) maxCount = noLimit;
-  int lo = 0, hi = n;
-  long long count = 0;
-  double mass = 0;
-  while (lo < hi) {
-    const double pivot = median3(v[lo], v[(int)(((unsigned)lo + (unsigned)hi) >> 1)], v[hi - 1]);
-    int g = lo, e = hi;
-    for (int i = lo; i < e;) {
-      const double x = v[i];
-      if (x > pivot) swap_pair(c, v, i++, g++);
-      else if (x < pivot) swap_pair(c, v, i, --e);
-      else i++;
-    }
-    double greaterMass = 0;
-    for (int j = lo; j < g; j++) greaterMass += v[j];
-    if (count + (g - lo) >= maxCount || mass + greaterMass >= maxMass) {
-      hi = g;
-      continue;
-    }
-    count += g - lo;
-    mass += greaterMass;
-    sort_ids(c + g, e - g);  // values in [g, e) all equal the pivot: ids alone need ordering
-    int j = g;
-    while (j < e && count < maxCount && mass < maxMass) {
-      mass += v[j++];
-      count++;
-    }
-    lo = j;
-    if (j < e || count >= maxCount || mass >= maxMass) break;
-  }
-  return lo;
 }
 
 struct RowScratch {
@@ -183,6 +111,127 @@ __device__ double chunked_total(const double* cv, int n, double* sums) {
   return total;
 }
 
+// Sampler.treeMass over the candidates cv[0, n) that `member(j)` keeps: thread t adds chunk t's
+// members in order into sums[t] (the chunks of chunked_total), then the 1024 chunk sums are added
+// as a fixed binary tree (sums[i] += sums[i + stride], stride 512 down to 1). Every thread gets
+// the mass and the members' count.
+template <typename Member>
+__device__ double tree_mass(const double* cv, int n, Member member, double* sums, int* counts, long long* count) {
+  const int size = (n + kSumChunks - 1) / kSumChunks;
+  const int begin = min(n, (int)threadIdx.x * size), end = min(n, begin + size);
+  double sum = 0;
+  int mine = 0;
+  for (int j = begin; j < end; j++) {
+    if (member(j)) {
+      sum += cv[j];
+      mine++;
+    }
+  }
+  __syncthreads();  // a previous call's readers are done with sums and counts
+  sums[threadIdx.x] = sum;
+  counts[threadIdx.x] = mine;
+  __syncthreads();
+  for (int stride = kSumChunks / 2; stride > 0; stride >>= 1) {
+    if ((int)threadIdx.x < stride) {
+      sums[threadIdx.x] += sums[threadIdx.x + stride];
+      counts[threadIdx.x] += counts[threadIdx.x + stride];
+    }
+    __syncthreads();
+  }
+  *count = counts[0];
+  return sums[0];
+}
+
+__device__ __forceinline__ unsigned long long key_of(double x) { return (unsigned long long)__double_as_longlong(x); }
+
+// Sampler.keepMostProbable: flags f[id] = 1 for the shortest prefix of the candidates (cv, ids c,
+// id order, all values > 0) in (value desc, id asc) order that has maxCount members or a tree
+// mass of topP x the tree mass of them all. The prefix is every value above a threshold t plus
+// the lowest-id j of those equal to it: t by bisection over the bit patterns of positive doubles
+// (ordered as the values are), j by bisection over the ties' ranks in id order. maxCount < 0: no
+// count limit; topP >= 1: no mass limit. The flags must be 0 on entry.
+__device__ void keep_most_probable(const RowScratch& s, int n, long long maxCount, double topP, double* sums, int* counts) {
+  __shared__ double maxMass;
+  __shared__ int tieBase[kThreads];
+  const long long noLimit = 0x7fffffffffffffffLL;
+  if (maxCount < 0) maxCount = noLimit;
+  const int size = (n + kSumChunks - 1) / kSumChunks;
+  const int begin = min(n, (int)threadIdx.x * size), end = min(n, begin + size);
+  long long count = 0;
+  if (topP < 1) {
+    const double all = tree_mass(s.cv, n, [](int) { return true; }, sums, counts, &count);
+    if (threadIdx.x == 0) maxMass = topP * all;
+  } else if (threadIdx.x == 0) {
+    maxMass = __builtin_huge_val();
+  }
+  __syncthreads();
+  const double limit = maxMass;
+  auto reaches = [&](auto member) {
+    long long members = 0;
+    const double mass = tree_mass(s.cv, n, member, sums, counts, &members);
+    return members >= maxCount || mass >= limit;
+  };
+  // the largest key K with reaches({v : key(v) >= K}): lo always reaches (all candidates do),
+  // hi never (no candidate: count 0 < maxCount, mass 0 < limit)
+  double smallest = __builtin_huge_val(), largest = 0;
+  for (int j = begin; j < end; j++) smallest = fmin(smallest, s.cv[j]), largest = fmax(largest, s.cv[j]);
+  __shared__ double bounds[2][32];
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    smallest = fmin(smallest, __shfl_xor_sync(0xffffffffu, smallest, offset));
+    largest = fmax(largest, __shfl_xor_sync(0xffffffffu, largest, offset));
+  }
+  if ((threadIdx.x & 31) == 0) bounds[0][threadIdx.x >> 5] = smallest, bounds[1][threadIdx.x >> 5] = largest;
+  __syncthreads();
+  for (int w = 0; w < kThreads / 32; w++) smallest = fmin(smallest, bounds[0][w]), largest = fmax(largest, bounds[1][w]);
+  unsigned long long lo = key_of(smallest), hi = key_of(largest) + 1;
+  while (hi - lo > 1) {
+    const unsigned long long mid = lo + (hi - lo) / 2;
+    if (reaches([&](int j) { return key_of(s.cv[j]) >= mid; })) lo = mid;
+    else hi = mid;
+  }
+  const unsigned long long threshold = lo;  // a candidate's value: the set changes there
+  // ties at the threshold, ranked in id order: this chunk's first rank
+  int ties = 0;
+  for (int j = begin; j < end; j++) ties += key_of(s.cv[j]) == threshold ? 1 : 0;
+  __syncthreads();
+  tieBase[threadIdx.x] = ties;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int total = 0;
+    for (int t = 0; t < kThreads; t++) {
+      const int mine = tieBase[t];
+      tieBase[t] = total;
+      total += mine;
+    }
+    counts[0] = total;
+  }
+  __syncthreads();
+  const int allTies = counts[0];
+  // members: above the threshold, or one of its first `taken` ties. Asked about this thread's
+  // chunk once an element in id order (as tree_mass does), so it counts the ties as it goes.
+  const double* cv = s.cv;
+  auto prefix = [cv, threshold, taken_base = tieBase[threadIdx.x]](int taken) {
+    return [cv, threshold, taken, rank = taken_base](int j) mutable {
+      const unsigned long long key = key_of(cv[j]);
+      if (key != threshold) return key > threshold;
+      return rank++ < taken;
+    };
+  };
+  // the fewest ties that reach: 0 never does (the set above the threshold does not), allTies does
+  int tlo = 0, thi = allTies;
+  while (thi - tlo > 1) {
+    const int mid = tlo + (thi - tlo) / 2;
+    if (reaches(prefix(mid))) thi = mid;
+    else tlo = mid;
+  }
+  auto kept = prefix(thi);
+  for (int j = begin; j < end; j++) {
+    if (kept(j)) s.f[s.c[j]] = 1;
+  }
+  __syncthreads();
+}
+
 // Sampler.argmax over w: the first maximum, NaNs never win, 0 when w[0] is NaN or all are NaN
 __device__ int block_argmax(const double* w, int V, double* redValue, int* redIndex) {
   double best = -__builtin_huge_val();
@@ -243,7 +292,6 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(const Logit* logi
   __shared__ int counts[kThreads + 1];
   __shared__ double redValue[32];
   __shared__ int redIndex[32];
-  __shared__ int kept;
   __shared__ double sums[kSumChunks];
   const int row = blockIdx.x;
   const size_t base = (size_t)row * V;
@@ -285,24 +333,15 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(const Logit* logi
   const bool identity_allowed = !(k > 0 && k < V) && !(topP < 1);
   int n = compact(s, V, [&](int i) { const double e = s.w[i]; return e > 0 && e >= minP; }, counts, identity_allowed);
   const bool identity = identity_allowed && n == V;
-  // keeps c[0, lo) and puts them back in id order
-  auto keepAndReorder = [&](long long maxCount, double maxMass) {
+  // keeps the most probable candidates, in id order
+  auto keepAndReorder = [&](long long maxCount, double mass) {
     for (int i = threadIdx.x; i < V; i += kThreads) s.f[i] = 0;
-    if (threadIdx.x == 0) kept = keep_most_probable(s.c, s.cv, n, maxCount, maxMass);
     __syncthreads();
-    const int lo = kept;
-    for (int j = threadIdx.x; j < lo; j += kThreads) s.f[s.c[j]] = 1;
-    __syncthreads();
+    keep_most_probable(s, n, maxCount, mass, sums, counts);
     n = compact(s, V, [&](int i) { return s.f[i] != 0; }, counts);
   };
-  if (k > 0 && k < n) keepAndReorder(k, __builtin_huge_val());
-  if (topP < 1) {
-    __shared__ double maxMass;
-    const double total = chunked_total(s.cv, n, sums);
-    if (threadIdx.x == 0) maxMass = topP * total;
-    __syncthreads();
-    keepAndReorder(-1, maxMass);
-  }
+  if (k > 0 && k < n) keepAndReorder(k, 1);
+  if (topP < 1) keepAndReorder(-1, topP);
   const double* values = identity ? s.w : s.cv;
   const double total = chunked_total(values, n, sums);
   if (threadIdx.x != 0) return;

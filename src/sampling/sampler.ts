@@ -2,22 +2,13 @@ import { applyLogitsEdits, type LogitsEdits } from "./logitsEdits.ts"
 import { philoxUniform } from "./philox.ts"
 import type { SequenceSamplingState } from "./samplingState.ts"
 
-const median3 = (a: number, b: number, c: number): number =>
-  a > b ? (b > c ? b : a > c ? c : a) : a > c ? a : b > c ? c : b
-
 /**
- * The sums over the kept candidates (the draw's total and cumulative mass, top-p's total) run
- * over this many consecutive chunks of the candidate list, each added up in order, then the
- * chunk sums in order: the order a GPU block of as many threads adds in parallel and
- * reproduces bit for bit (cuda/sampler.cu).
+ * The sums over the kept candidates run over this many consecutive chunks of the candidate
+ * list, each added up in order, then the chunk sums in order (the draw's total and cumulative
+ * mass) or as a binary tree (top-k / top-p's masses, treeMass): orders a GPU block of as many
+ * threads adds in parallel and reproduces bit for bit (cuda/sampler.cu).
  */
 export const SUM_CHUNKS = 1024
-
-const swap = (c: Int32Array, i: number, j: number): void => {
-  const t = c[i]
-  c[i] = c[j]
-  c[j] = t
-}
 
 /**
  * Turns one logits row into one token id. vLLM v1's order: logit bias and min_tokens
@@ -26,7 +17,7 @@ const swap = (c: Int32Array, i: number, j: number): void => {
  * keyed by (seed, position, sample index).
  *
  * Everything runs in float64 in scratch arrays sized to the vocabulary once, so a token
- * costs no allocation. Ties are broken by the lower token id everywhere, and the draw
+ * costs no array allocation. Ties are broken by the lower token id everywhere, and the draw
  * accumulates the kept probabilities in token id order, so the result is a function of
  * the logits, the seed and the position alone, which a GPU port reproduces with a masked
  * prefix scan over the vocabulary.
@@ -34,16 +25,24 @@ const swap = (c: Int32Array, i: number, j: number): void => {
 export class Sampler {
   /** processed logits, then unnormalized probabilities exp((x - max) / T) */
   private readonly work: Float64Array
-  /** kept token ids; in id order except inside keepMostProbable */
+  /** kept token ids, in id order */
   private readonly candidates: Int32Array
   private readonly rngScratch = new Uint32Array(4)
   /** the candidates' chunk sums (SUM_CHUNKS of them) of the last chunkedTotal */
   private readonly chunkSums = new Float64Array(SUM_CHUNKS)
+  /** treeMass's chunk sums, then its tree, and the count of its last members */
+  private readonly treeSums = new Float64Array(SUM_CHUNKS)
+  private treeCount = 0
+  /** keepMostProbable's candidate values, in id order, and sorted */
+  private readonly candidateValues: Float64Array
+  private readonly sortedValues: Float64Array
   private numCandidates = 0
 
   constructor(readonly vocabSize: number) {
     this.work = new Float64Array(vocabSize)
     this.candidates = new Int32Array(vocabSize)
+    this.candidateValues = new Float64Array(vocabSize)
+    this.sortedValues = new Float64Array(vocabSize)
   }
 
   /**
@@ -137,55 +136,89 @@ export class Sampler {
     }
     this.numCandidates = n
     const k = s.params.topK
-    if (k > 0 && k < n) this.keepMostProbable(k, Number.POSITIVE_INFINITY)
-    if (s.params.topP < 1) this.keepMostProbable(Number.POSITIVE_INFINITY, s.params.topP * this.chunkedTotal())
+    if (k > 0 && k < n) this.keepMostProbable(k, 1)
+    if (s.params.topP < 1) this.keepMostProbable(Number.POSITIVE_INFINITY, s.params.topP)
     return true
   }
 
   /**
-   * Keeps the shortest prefix of the candidates in (probability desc, id asc) order whose
-   * count reaches `maxCount` (top-k) or whose mass reaches `maxMass` (top-p), leaving it in
-   * id order. A quickselect with three-way partitions: linear on average, no sort of the
-   * whole vocabulary (a flat distribution can keep most of it), ties split by lower id.
+   * Keeps the shortest prefix of the candidates in (probability desc, id asc) order that has
+   * `maxCount` members (top-k) or a tree mass of `topP` x that of them all (top-p), leaving it
+   * in id order. The prefix is every value above a threshold plus the lowest ids of those equal
+   * to it: the threshold by bisection over the sorted values, the ties by bisection over their
+   * count, each step one treeMass. A GPU block finds the same set (cuda/sampler.cu), by
+   * bisection over the values' bit patterns: the set is defined by the masses alone.
    */
-  private keepMostProbable(maxCount: number, maxMass: number): void {
+  private keepMostProbable(maxCount: number, topP: number): void {
     const c = this.candidates
-    const w = this.work
-    // c[0, lo) is kept and outranks c[lo, hi); c[hi, n) is dropped; count and mass are c[0, lo)'s
-    let lo = 0
-    let hi = this.numCandidates
-    let count = 0
-    let mass = 0
-    while (lo < hi) {
-      const pivot = median3(w[c[lo]], w[c[(lo + hi) >>> 1]], w[c[hi - 1]])
-      // Dutch flag: greater [lo, g), equal [g, e), less [e, hi)
-      let g = lo
-      let e = hi
-      for (let i = lo; i < e; ) {
-        const x = w[c[i]]
-        if (x > pivot) swap(c, i++, g++)
-        else if (x < pivot) swap(c, i, --e)
-        else i++
-      }
-      let greaterMass = 0
-      for (let j = lo; j < g; j++) greaterMass += w[c[j]]
-      if (count + (g - lo) >= maxCount || mass + greaterMass >= maxMass) {
-        hi = g
-        continue
-      }
-      count += g - lo
-      mass += greaterMass
-      c.subarray(g, e).sort()
-      let j = g
-      while (j < e && count < maxCount && mass < maxMass) {
-        mass += w[c[j++]]
-        count++
-      }
-      lo = j
-      if (j < e || count >= maxCount || mass >= maxMass) break
+    const n = this.numCandidates
+    const cv = this.candidateValues
+    for (let j = 0; j < n; j++) cv[j] = this.work[c[j]]
+    const maxMass = topP < 1 ? topP * this.treeMass(n, Number.NEGATIVE_INFINITY, 0) : Number.POSITIVE_INFINITY
+    const reaches = (above: number, ties: number): boolean => {
+      const mass = this.treeMass(n, above, ties)
+      return this.treeCount >= maxCount || mass >= maxMass
     }
-    this.numCandidates = lo
-    c.subarray(0, lo).sort()
+    // the largest value v whose {values >= v} reaches: the smallest value's (all) always does
+    const sorted = this.sortedValues.subarray(0, n)
+    sorted.set(cv.subarray(0, n))
+    sorted.sort()
+    let lo = 0
+    let hi = n
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >>> 1
+      if (reaches(sorted[mid], Number.POSITIVE_INFINITY)) lo = mid
+      else hi = mid
+    }
+    const threshold = sorted[lo]
+    let ties = 0
+    for (let j = 0; j < n; j++) if (cv[j] === threshold) ties++
+    // the fewest ties (in id order) that reach with the values above: none do not, all do
+    let tlo = 0
+    let thi = ties
+    while (thi - tlo > 1) {
+      const mid = (tlo + thi) >>> 1
+      if (reaches(threshold, mid)) thi = mid
+      else tlo = mid
+    }
+    let m = 0
+    let rank = 0
+    for (let j = 0; j < n; j++) {
+      const v = cv[j]
+      if (v > threshold || (v === threshold && rank++ < thi)) c[m++] = c[j]
+    }
+    this.numCandidates = m
+  }
+
+  /**
+   * The mass of the candidates (values in candidateValues[0, n), id order) above `above`, plus
+   * the first `ties` of those equal to it: each of SUM_CHUNKS chunks of the list adds its
+   * members in order, then the chunk sums are added as a fixed binary tree (s[t] += s[t +
+   * stride], stride SUM_CHUNKS / 2 down to 1), as a GPU block does in parallel. The members'
+   * count is left in treeCount. (above -inf: all of them; ties +inf: every value >= above.)
+   */
+  private treeMass(n: number, above: number, ties: number): number {
+    const cv = this.candidateValues
+    const sums = this.treeSums
+    const size = Math.ceil(n / SUM_CHUNKS)
+    let count = 0
+    let rank = 0
+    for (let k = 0; k < SUM_CHUNKS; k++) {
+      let sum = 0
+      for (let j = k * size, end = Math.min(n, (k + 1) * size); j < end; j++) {
+        const v = cv[j]
+        if (v > above || (v === above && rank++ < ties)) {
+          sum += v
+          count++
+        }
+      }
+      sums[k] = sum
+    }
+    for (let stride = SUM_CHUNKS >> 1; stride > 0; stride >>= 1) {
+      for (let t = 0; t < stride; t++) sums[t] += sums[t + stride]
+    }
+    this.treeCount = count
+    return sums[0]
   }
 
   /** the candidates' mass, in SUM_CHUNKS chunks (their sums kept in chunkSums), then the chunks' sum */
