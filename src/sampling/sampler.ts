@@ -33,9 +33,10 @@ export class Sampler {
   /** treeMass's chunk sums, then its tree, and the count of its last members */
   private readonly treeSums = new Float64Array(SUM_CHUNKS)
   private treeCount = 0
-  /** keepMostProbable's candidate values, in id order, and sorted */
+  /** keepMostProbable's candidate values (id order), its values sorted or selected, the positions it searches */
   private readonly candidateValues: Float64Array
   private readonly sortedValues: Float64Array
+  private readonly positions: Int32Array
   private numCandidates = 0
 
   constructor(readonly vocabSize: number) {
@@ -43,6 +44,7 @@ export class Sampler {
     this.candidates = new Int32Array(vocabSize)
     this.candidateValues = new Float64Array(vocabSize)
     this.sortedValues = new Float64Array(vocabSize)
+    this.positions = new Int32Array(vocabSize)
   }
 
   /**
@@ -143,76 +145,118 @@ export class Sampler {
 
   /**
    * Keeps the shortest prefix of the candidates in (probability desc, id asc) order that has
-   * `maxCount` members (top-k) or a tree mass of `topP` x that of them all (top-p), leaving it
-   * in id order. The prefix is every value above a threshold plus the lowest ids of those equal
-   * to it: the threshold by bisection over the sorted values, the ties by bisection over their
-   * count, each step one treeMass. A GPU block finds the same set (cuda/sampler.cu), by
-   * bisection over the values' bit patterns: the set is defined by the masses alone.
+   * `maxCount` members (top-k) or a tree mass (treeMass) of `topP` x that of them all (top-p),
+   * leaving it in id order. The prefix is every value above a threshold plus the lowest ids of
+   * those equal to it. A GPU block finds the same set (cuda/sampler.cu) by bisection over all
+   * the values' bit patterns: the set is defined by the masses alone. Here the search narrows
+   * first: the m largest values for m = 64, 256, ... (a quickselect) until they reach, so that
+   * the bisections over the threshold and over its ties sort and sum those alone (a member's
+   * chunk and order do not change when the others are left out).
    */
   private keepMostProbable(maxCount: number, topP: number): void {
     const c = this.candidates
     const n = this.numCandidates
     const cv = this.candidateValues
     for (let j = 0; j < n; j++) cv[j] = this.work[c[j]]
-    const maxMass = topP < 1 ? topP * this.treeMass(n, Number.NEGATIVE_INFINITY, 0) : Number.POSITIVE_INFINITY
-    const reaches = (above: number, ties: number): boolean => {
-      const mass = this.treeMass(n, above, ties)
+    const maxMass = topP < 1 ? topP * this.treeMass(n, n, Number.NEGATIVE_INFINITY, 0) : Number.POSITIVE_INFINITY
+    const pos = this.positions
+    const reaches = (p: number, above: number, ties: number): boolean => {
+      const mass = this.treeMass(n, p, above, ties)
       return this.treeCount >= maxCount || mass >= maxMass
     }
-    // the largest value v whose {values >= v} reaches: the smallest value's (all) always does
-    const sorted = this.sortedValues.subarray(0, n)
-    sorted.set(cv.subarray(0, n))
+    // the m largest (and any equal to the m-th) in id order, positions pos[0, p), until they reach
+    let p = 0
+    for (let m = Math.min(n, Number.isFinite(maxCount) ? maxCount : 64); ; m = Math.min(n, 4 * m)) {
+      const least = m >= n ? Number.NEGATIVE_INFINITY : this.largest(n, m)
+      p = 0
+      for (let j = 0; j < n; j++) if (cv[j] >= least) pos[p++] = j
+      if (m >= n || reaches(p, least, Number.POSITIVE_INFINITY)) break
+    }
+    // the largest value v whose {values >= v} reaches: the smallest of pos's (all of them) does
+    const sorted = this.sortedValues.subarray(0, p)
+    for (let i = 0; i < p; i++) sorted[i] = cv[pos[i]]
     sorted.sort()
     let lo = 0
-    let hi = n
+    let hi = p
     while (hi - lo > 1) {
       const mid = (lo + hi) >>> 1
-      if (reaches(sorted[mid], Number.POSITIVE_INFINITY)) lo = mid
+      if (reaches(p, sorted[mid], Number.POSITIVE_INFINITY)) lo = mid
       else hi = mid
     }
     const threshold = sorted[lo]
     let ties = 0
-    for (let j = 0; j < n; j++) if (cv[j] === threshold) ties++
+    for (let i = 0; i < p; i++) if (cv[pos[i]] === threshold) ties++
     // the fewest ties (in id order) that reach with the values above: none do not, all do
     let tlo = 0
     let thi = ties
     while (thi - tlo > 1) {
       const mid = (tlo + thi) >>> 1
-      if (reaches(threshold, mid)) thi = mid
+      if (reaches(p, threshold, mid)) thi = mid
       else tlo = mid
     }
-    let m = 0
+    let kept = 0
     let rank = 0
-    for (let j = 0; j < n; j++) {
-      const v = cv[j]
-      if (v > threshold || (v === threshold && rank++ < thi)) c[m++] = c[j]
+    for (let i = 0; i < p; i++) {
+      const v = cv[pos[i]]
+      if (v > threshold || (v === threshold && rank++ < thi)) c[kept++] = c[pos[i]]
     }
-    this.numCandidates = m
+    this.numCandidates = kept
+  }
+
+  /** the m-th largest of candidateValues[0, n) (1 <= m < n): a quickselect on a copy */
+  private largest(n: number, m: number): number {
+    const a = this.sortedValues
+    a.set(this.candidateValues.subarray(0, n))
+    // the value of rank n - m in ascending order
+    const target = n - m
+    let lo = 0
+    let hi = n - 1
+    while (lo < hi) {
+      const x = a[lo]
+      const y = a[(lo + hi) >>> 1]
+      const z = a[hi]
+      const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y
+      let i = lo
+      let j = hi
+      while (i <= j) {
+        while (a[i] < pivot) i++
+        while (a[j] > pivot) j--
+        if (i <= j) {
+          const t = a[i]
+          a[i++] = a[j]
+          a[j--] = t
+        }
+      }
+      if (target <= j) hi = j
+      else if (target >= i) lo = i
+      else return a[target]
+    }
+    return a[target]
   }
 
   /**
-   * The mass of the candidates (values in candidateValues[0, n), id order) above `above`, plus
-   * the first `ties` of those equal to it: each of SUM_CHUNKS chunks of the list adds its
-   * members in order, then the chunk sums are added as a fixed binary tree (s[t] += s[t +
-   * stride], stride SUM_CHUNKS / 2 down to 1), as a GPU block does in parallel. The members'
-   * count is left in treeCount. (above -inf: all of them; ties +inf: every value >= above.)
+   * The mass of the members among the candidates at positions pos[0, p) (id order; candidate
+   * values in candidateValues): those above `above`, plus the first `ties` of those equal to it
+   * (above -inf: all; ties +inf: every value >= above). Each of SUM_CHUNKS chunks of the whole
+   * list (n candidates) adds its members in order, then the chunk sums are added as a fixed
+   * binary tree (s[t] += s[t + stride], stride SUM_CHUNKS / 2 down to 1), as a GPU block does
+   * in parallel. The members' count is left in treeCount. With p = n, pos is not read: every
+   * candidate is a position.
    */
-  private treeMass(n: number, above: number, ties: number): number {
+  private treeMass(n: number, p: number, above: number, ties: number): number {
     const cv = this.candidateValues
-    const sums = this.treeSums
+    const pos = this.positions
+    const sums = this.treeSums.fill(0)
     const size = Math.ceil(n / SUM_CHUNKS)
     let count = 0
     let rank = 0
-    for (let k = 0; k < SUM_CHUNKS; k++) {
-      let sum = 0
-      for (let j = k * size, end = Math.min(n, (k + 1) * size); j < end; j++) {
-        const v = cv[j]
-        if (v > above || (v === above && rank++ < ties)) {
-          sum += v
-          count++
-        }
+    for (let i = 0; i < p; i++) {
+      const j = p === n ? i : pos[i]
+      const v = cv[j]
+      if (v > above || (v === above && rank++ < ties)) {
+        sums[Math.floor(j / size)] += v
+        count++
       }
-      sums[k] = sum
     }
     for (let stride = SUM_CHUNKS >> 1; stride > 0; stride >>= 1) {
       for (let t = 0; t < stride; t++) sums[t] += sums[t + stride]

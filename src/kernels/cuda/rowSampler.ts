@@ -7,7 +7,7 @@
  * (f64 temperature, top-p, min-p; i32 top-k, seed words, position, sample index), and the
  * tokens come back into the same pinned block; the rows' logits edits (bias, min_tokens,
  * penalties: src/sampling/logitsEdits.ts), where there are any, in a second copy from a block of
- * their own. Each grows with the largest step seen.
+ * their own. Each block grows with the largest step seen.
  * `enqueue` leaves the wait to the caller (the decode runner waits for the whole step at once).
  */
 import type { Pointer } from "bun:ffi"
@@ -53,9 +53,7 @@ const stagingBlock = (memory: CudaMemory) => {
 }
 
 export const cudaRowSampler = (native: NativeSampler, memory: CudaMemory, ctx: Pointer, synchronize: () => void): CudaRowSampler => {
-  let capacity = 0
-  let pinned: PinnedBuffer | undefined
-  let device = 0
+  const rowBlock = stagingBlock(memory)
   const editBlock = stagingBlock(memory)
 
   /** the edits into their block (f64 values first, then the offsets and ids) and up; their device addresses */
@@ -72,34 +70,22 @@ export const cudaRowSampler = (native: NativeSampler, memory: CudaMemory, ctx: P
     return { editOffsets: block.device + offsetsAt, editIds: block.device + idsAt, editValues: block.device }
   }
 
-  /** offsets of each array in a block of `capacity` rows; f64 arrays first, so all stay aligned */
+  /** offsets of each array for R rows; f64 arrays first, so all stay aligned */
   const layout = (R: number) => ({
     temperature: 0, topP: 8 * R, minP: 16 * R,
     topK: 24 * R, seedLo: 28 * R, seedHi: 32 * R, position: 36 * R, sampleIndex: 40 * R, tokens: 44 * R
   })
 
-  const ensure = (rows: number) => {
-    if (rows <= capacity) return
-    release()
-    capacity = Math.max(rows, 2 * capacity, 64)
-    pinned = memory.allocPinned(capacity * rowBytes)
-    device = memory.alloc(capacity * rowBytes)
-  }
-
   const release = () => {
-    if (pinned) memory.freePinned(pinned)
-    if (device) memory.free(device)
-    pinned = undefined
-    device = 0
-    capacity = 0
+    rowBlock.release()
     editBlock.release()
   }
 
   const enqueue = (logits: number, rows: number, vocab: number, params: RowSampling): (() => Int32Array) => {
     if (rows === 0) return () => new Int32Array(0)
-    ensure(rows)
-    const at = layout(capacity)
-    const buffer = pinned!.buffer
+    const { pinned, device } = rowBlock.ensure(rows * rowBytes)
+    const at = layout(rows)
+    const buffer = pinned.buffer
     new Float64Array(buffer, at.temperature, rows).set(params.temperature.subarray(0, rows))
     new Float64Array(buffer, at.topP, rows).set(params.topP.subarray(0, rows))
     new Float64Array(buffer, at.minP, rows).set(params.minP.subarray(0, rows))
@@ -108,7 +94,7 @@ export const cudaRowSampler = (native: NativeSampler, memory: CudaMemory, ctx: P
     new Uint32Array(buffer, at.seedHi, rows).set(params.seedHi.subarray(0, rows))
     new Int32Array(buffer, at.position, rows).set(params.position.subarray(0, rows))
     new Int32Array(buffer, at.sampleIndex, rows).set(params.sampleIndex.subarray(0, rows))
-    memory.writeAsync(device, pinned!.ptr, at.tokens)
+    memory.writeAsync(device, pinned.ptr, at.tokens)
     const edits = uploadEdits(params.edits)
     native.sampleRowsBf16(ctx, {
       ...edits,
@@ -117,7 +103,7 @@ export const cudaRowSampler = (native: NativeSampler, memory: CudaMemory, ctx: P
       seedLo: device + at.seedLo, seedHi: device + at.seedHi, position: device + at.position, sampleIndex: device + at.sampleIndex,
       outTokens: device + at.tokens
     })
-    memory.readBytesAsync(pinned!.ptr + at.tokens, device + at.tokens, 4 * rows)
+    memory.readBytesAsync(pinned.ptr + at.tokens, device + at.tokens, 4 * rows)
     return () => new Int32Array(buffer, at.tokens, rows).slice()
   }
 

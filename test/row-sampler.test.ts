@@ -1,0 +1,105 @@
+import type { Pointer } from "bun:ffi"
+import { describe, expect, it } from "vitest"
+import type { NativeSampler, SampleRowsArgs } from "../ffi/sampling.ts"
+import type { CudaMemory } from "../src/kernels/cuda/memory.ts"
+import { cudaRowSampler } from "../src/kernels/cuda/rowSampler.ts"
+import { decodeSamplingParamsSync } from "../src/sampling/SamplingParams.ts"
+import { logitsEdits } from "../src/sampling/logitsEdits.ts"
+import { makeSamplingState, recordOutputToken } from "../src/sampling/samplingState.ts"
+import type { RowSampling } from "../src/stages/stepPlan.ts"
+
+/**
+ * The CUDA row sampler's packing, on any CPU: device memory and pinned memory are stand-ins
+ * (addressed byte ranges, copies done at once), and the native sampler reads its arguments
+ * back from "device" memory as the kernel would, answering with a token made from them. What
+ * it reads must be exactly the plan's rows and edits, step after step as the blocks grow.
+ */
+const fakeMemory = () => {
+  const regions: Array<{ base: number; bytes: Uint8Array }> = []
+  let next = 0x10000
+  const region = (bytes: number) => {
+    const r = { base: next, bytes: new Uint8Array(bytes) }
+    next += bytes + 0x1000
+    regions.push(r)
+    return r
+  }
+  const at = (address: number, bytes: number): Uint8Array => {
+    const r = regions.find((x) => address >= x.base && address + bytes <= x.base + x.bytes.length)
+    if (r === undefined) throw new Error(`no region holds [${address}, +${bytes})`)
+    return r.bytes.subarray(address - r.base, address - r.base + bytes)
+  }
+  const memory = {
+    alloc: (bytes: number) => region(bytes).base,
+    free: () => {},
+    allocPinned: (bytes: number) => {
+      const r = region(bytes)
+      return { ptr: r.base, buffer: r.bytes.buffer }
+    },
+    freePinned: () => {},
+    writeAsync: (dst: number, src: number, bytes: number) => at(dst, bytes).set(at(src, bytes)),
+    readBytesAsync: (dst: number, src: number, bytes: number) => at(dst, bytes).set(at(src, bytes))
+  }
+  return { memory: memory as unknown as CudaMemory, at }
+}
+
+describe("the CUDA row sampler's packing", () => {
+  it("hands the kernel each step's rows and edits, and returns its tokens", () => {
+    const { memory, at } = fakeMemory()
+    const seen: Array<{ rows: RowSampling; editIds: number[] }> = []
+    const read = (_ctx: Pointer, a: SampleRowsArgs) => {
+      const f64 = (ptr: number) => Array.from(new Float64Array(at(ptr, 8 * a.rows).slice().buffer))
+      const i32 = (ptr: number, n = a.rows) => Array.from(new Int32Array(at(ptr, 4 * n).slice().buffer))
+      const u32 = (ptr: number) => Array.from(new Uint32Array(at(ptr, 4 * a.rows).slice().buffer))
+      const offsets = a.editOffsets === 0 ? undefined : i32(a.editOffsets, 4 * a.rows + 1)
+      const edits = offsets && {
+        offsets: Int32Array.from(offsets),
+        ids: Int32Array.from(i32(a.editIds, offsets.at(-1)!)),
+        values: Float64Array.from(new Float64Array(at(a.editValues, 8 * offsets.at(-1)!).slice().buffer))
+      }
+      const rows: RowSampling = {
+        temperature: Float64Array.from(f64(a.temperature)), topP: Float64Array.from(f64(a.topP)), minP: Float64Array.from(f64(a.minP)),
+        topK: Int32Array.from(i32(a.topK)), seedLo: Uint32Array.from(u32(a.seedLo)), seedHi: Uint32Array.from(u32(a.seedHi)),
+        position: Int32Array.from(i32(a.position)), sampleIndex: Int32Array.from(i32(a.sampleIndex)), ...(edits && { edits })
+      }
+      seen.push({ rows, editIds: edits ? Array.from(edits.ids) : [] })
+      // the "kernel": a token made from what it read
+      at(a.outTokens, 4 * a.rows).set(new Uint8Array(Int32Array.from(rows.position, (p, r) => p * 10 + rows.sampleIndex[r]).buffer))
+    }
+    const native = { sampleRows: read, sampleRowsBf16: read } as unknown as NativeSampler
+    const sampler = cudaRowSampler(native, memory, 0 as unknown as Pointer, () => {})
+
+    const step = (R: number, withEdits: boolean): RowSampling => {
+      const states = Array.from({ length: R }, (_, r) => {
+        const params = decodeSamplingParamsSync({ temperature: 0.5 + r / 10, top_p: 0.9, top_k: r + 1, min_p: r / 1000, seed: r, ...(withEdits && r % 2 === 0 && { presence_penalty: 0.5, logit_bias: { [String(r)]: 2 } }) })
+        const state = makeSamplingState(params, { promptTokenIds: [1, 2], eosTokenIds: [0], seed: 1000 + r, sampleIndex: r % 3 })
+        recordOutputToken(state, 7 + r)
+        return state
+      })
+      const rows: RowSampling = {
+        temperature: Float64Array.from(states, (s) => s.params.temperature), topP: Float64Array.from(states, (s) => s.params.topP),
+        topK: Int32Array.from(states, (s) => s.params.topK), minP: Float64Array.from(states, (s) => s.params.minP),
+        seedLo: Uint32Array.from(states, (s) => s.seedLo), seedHi: Uint32Array.from(states, (s) => s.seedHi),
+        position: Int32Array.from(states, (_, r) => 100 + r), sampleIndex: Int32Array.from(states, (s) => s.sampleIndex)
+      }
+      const edits = logitsEdits(states, R)
+      return edits === undefined ? rows : { ...rows, edits }
+    }
+    // growing batches, with and without edits, so both blocks are reallocated and reused
+    for (const [R, withEdits] of [[3, true], [2, false], [70, true], [5, true], [200, false], [130, true]] as const) {
+      const plan = step(R, withEdits)
+      const tokens = sampler.enqueue(0, R, 32, plan)()
+      expect(Array.from(tokens)).toEqual(Array.from(plan.position, (p, r) => p * 10 + plan.sampleIndex[r]))
+      const got = seen.at(-1)!.rows
+      for (const key of ["temperature", "topP", "topK", "minP", "seedLo", "seedHi", "position", "sampleIndex"] as const) {
+        expect(Array.from(got[key]), key).toEqual(Array.from(plan[key]))
+      }
+      expect(got.edits === undefined).toBe(plan.edits === undefined)
+      if (plan.edits) {
+        expect(Array.from(got.edits!.offsets)).toEqual(Array.from(plan.edits.offsets))
+        expect(Array.from(got.edits!.ids)).toEqual(Array.from(plan.edits.ids))
+        expect(Array.from(got.edits!.values)).toEqual(Array.from(plan.edits.values))
+      }
+    }
+    sampler.release()
+  })
+})
