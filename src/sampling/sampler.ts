@@ -149,7 +149,7 @@ export class Sampler {
    * leaving it in id order. The prefix is every value above a threshold plus the lowest ids of
    * those equal to it. A GPU block finds the same set (cuda/sampler.cu) by bisection over all
    * the values' bit patterns: the set is defined by the masses alone. Here the search narrows
-   * first: the m largest values for m = 64, 256, ... (a quickselect) until they reach, so that
+   * first: the m largest values for m = 64, 1024, ... (a quickselect) until they reach, so that
    * the bisections over the threshold and over its ties sort and sum those alone (a member's
    * chunk and order do not change when the others are left out).
    */
@@ -166,7 +166,10 @@ export class Sampler {
     }
     // the m largest (and any equal to the m-th) in id order, positions pos[0, p), until they reach
     let p = 0
-    for (let m = Math.min(n, Number.isFinite(maxCount) ? maxCount : 64); ; m = Math.min(n, 4 * m)) {
+    // from maxCount, or from maxMass (no value exceeds the top one's 1, so fewer cannot reach it),
+    // x16 a round, and all of them past n / 8
+    const first = Number.isFinite(maxCount) ? maxCount : Math.max(64, Math.ceil(maxMass))
+    for (let m = Math.min(n, first); ; m = 16 * m > n / 8 ? n : 16 * m) {
       const least = m >= n ? Number.NEGATIVE_INFINITY : this.largest(n, m)
       p = 0
       for (let j = 0; j < n; j++) if (cv[j] >= least) pos[p++] = j
@@ -250,14 +253,25 @@ export class Sampler {
     const size = Math.ceil(n / SUM_CHUNKS)
     let count = 0
     let rank = 0
+    // positions come in increasing order: each chunk's members are added together, in order
+    let chunk = -1
+    let chunkEnd = 0
+    let sum = 0
     for (let i = 0; i < p; i++) {
       const j = p === n ? i : pos[i]
       const v = cv[j]
       if (v > above || (v === above && rank++ < ties)) {
-        sums[Math.floor(j / size)] += v
+        if (j >= chunkEnd) {
+          if (chunk >= 0) sums[chunk] = sum
+          chunk = Math.floor(j / size)
+          chunkEnd = (chunk + 1) * size
+          sum = 0
+        }
+        sum += v
         count++
       }
     }
+    if (chunk >= 0) sums[chunk] = sum
     for (let stride = SUM_CHUNKS >> 1; stride > 0; stride >>= 1) {
       for (let t = 0; t < stride; t++) sums[t] += sums[t + stride]
     }
