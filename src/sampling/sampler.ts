@@ -149,9 +149,10 @@ export class Sampler {
    * leaving it in id order. The prefix is every value above a threshold plus the lowest ids of
    * those equal to it. A GPU block finds the same set (cuda/sampler.cu) by bisection over all
    * the values' bit patterns: the set is defined by the masses alone. Here the search narrows
-   * first: the m largest values for m = 64, 1024, ... (a quickselect) until they reach, so that
-   * the bisections over the threshold and over its ties sort and sum those alone (a member's
-   * chunk and order do not change when the others are left out).
+   * first: the m largest values (a quickselect; m from maxCount or maxMass, x16 until they
+   * reach), so that the searches over the threshold (galloping from a plain running sum's
+   * guess) and over its ties sort and sum those alone (a member's chunk and order do not
+   * change when the others are left out).
    */
   private keepMostProbable(maxCount: number, topP: number): void {
     const c = this.candidates
@@ -179,11 +180,42 @@ export class Sampler {
     const sorted = this.sortedValues.subarray(0, p)
     for (let i = 0; i < p; i++) sorted[i] = cv[pos[i]]
     sorted.sort()
+    // (the index where a plain running sum of the largest values reaches first: the tree sum
+    // differs from it by roundings, so the answer is at or near it; gallop from there)
+    const atLeast = (i: number) => reaches(p, sorted[i], Number.POSITIVE_INFINITY)
+    let guess = 0
+    for (let r = 1, sum = 0; r <= p; r++) {
+      sum += sorted[p - r]
+      if (r >= maxCount || sum >= maxMass) {
+        guess = p - r
+        break
+      }
+    }
+    // lo holds (index 0, all of them, always does), hi does not (p: none)
     let lo = 0
     let hi = p
+    if (atLeast(guess)) {
+      lo = guess
+      for (let step = 1; lo + step < p; step *= 2) {
+        if (!atLeast(lo + step)) {
+          hi = lo + step
+          break
+        }
+        lo += step
+      }
+    } else {
+      hi = guess
+      for (let step = 1; hi - step > 0; step *= 2) {
+        if (atLeast(hi - step)) {
+          lo = hi - step
+          break
+        }
+        hi -= step
+      }
+    }
     while (hi - lo > 1) {
       const mid = (lo + hi) >>> 1
-      if (reaches(p, sorted[mid], Number.POSITIVE_INFINITY)) lo = mid
+      if (atLeast(mid)) lo = mid
       else hi = mid
     }
     const threshold = sorted[lo]
