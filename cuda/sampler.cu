@@ -333,11 +333,11 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(const Logit* logi
   const bool identity_allowed = !(k > 0 && k < V) && !(topP < 1);
   int n = compact(s, V, [&](int i) { const double e = s.w[i]; return e > 0 && e >= minP; }, counts, identity_allowed);
   const bool identity = identity_allowed && n == V;
-  // keeps the most probable candidates, in id order
-  auto keepAndReorder = [&](long long maxCount, double mass) {
+  // keeps the most probable candidates (maxCount of them, or a share of their mass), in id order
+  auto keepAndReorder = [&](long long maxCount, double massShare) {
     for (int i = threadIdx.x; i < V; i += kThreads) s.f[i] = 0;
     __syncthreads();
-    keep_most_probable(s, n, maxCount, mass, sums, counts);
+    keep_most_probable(s, n, maxCount, massShare, sums, counts);
     n = compact(s, V, [&](int i) { return s.f[i] != 0; }, counts);
   };
   if (k > 0 && k < n) keepAndReorder(k, 1);
