@@ -54,6 +54,27 @@ struct RowScratch {
   uint8_t* f;  // [V] flags of kept ids
 };
 
+// Each thread's `mine` in, in thread order: returns its exclusive prefix sum and sets *total, on
+// every thread. slots: kThreads + 1 ints of shared memory; whoever writes them next synchronizes
+// first (as this does), so every thread has read them by then.
+__device__ int block_exclusive_scan(int mine, int* slots, int* total) {
+  __syncthreads();  // a previous reader of slots is done
+  slots[threadIdx.x] = mine;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int sum = 0;
+    for (int t = 0; t < kThreads; t++) {
+      const int n = slots[t];
+      slots[t] = sum;
+      sum += n;
+    }
+    slots[kThreads] = sum;
+  }
+  __syncthreads();
+  *total = slots[kThreads];
+  return slots[threadIdx.x];
+}
+
 // Writes the ids i in [0, V) with keep(i), in id order, to c (and w[i] to cv); returns the
 // count to every thread. Each thread takes one contiguous chunk; an exclusive scan of the
 // chunks' counts places them. With `identity_allowed`, a row that keeps every id writes
@@ -64,24 +85,12 @@ __device__ int compact(const RowScratch& s, int V, Keep keep, int* counts, bool 
   const int begin = min(V, (int)threadIdx.x * chunk), end = min(V, begin + chunk);
   int mine = 0;
   for (int i = begin; i < end; i++) mine += keep(i) ? 1 : 0;
-  __syncthreads();  // counts may still be read by a previous call
-  counts[threadIdx.x] = mine;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int total = 0;
-    for (int t = 0; t < kThreads; t++) {
-      const int n = counts[t];
-      counts[t] = total;
-      total += n;
-    }
-    counts[kThreads] = total;
-  }
-  __syncthreads();
-  if (identity_allowed && counts[kThreads] == V) {
+  int total = 0;
+  int at = block_exclusive_scan(mine, counts, &total);
+  if (identity_allowed && total == V) {
     __syncthreads();  // every thread has read the total before a later call rewrites counts
     return V;
   }
-  int at = counts[threadIdx.x];
   for (int i = begin; i < end; i++) {
     if (keep(i)) {
       s.c[at] = i;
@@ -89,7 +98,6 @@ __device__ int compact(const RowScratch& s, int V, Keep keep, int* counts, bool 
       at++;
     }
   }
-  const int total = counts[kThreads];
   __syncthreads();
   return total;
 }
@@ -152,7 +160,6 @@ __device__ __forceinline__ unsigned long long key_of(double x) { return (unsigne
 // count limit; topP >= 1: no mass limit. The flags must be 0 on entry.
 __device__ void keep_most_probable(const RowScratch& s, int n, long long maxCount, double topP, double* sums, int* counts) {
   __shared__ double maxMass;
-  __shared__ int tieBase[kThreads];
   const long long noLimit = 0x7fffffffffffffffLL;
   if (maxCount < 0) maxCount = noLimit;
   const int size = (n + kSumChunks - 1) / kSumChunks;
@@ -194,24 +201,12 @@ __device__ void keep_most_probable(const RowScratch& s, int n, long long maxCoun
   // ties at the threshold, ranked in id order: this chunk's first rank
   int ties = 0;
   for (int j = begin; j < end; j++) ties += key_of(s.cv[j]) == threshold ? 1 : 0;
-  __syncthreads();
-  tieBase[threadIdx.x] = ties;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int total = 0;
-    for (int t = 0; t < kThreads; t++) {
-      const int mine = tieBase[t];
-      tieBase[t] = total;
-      total += mine;
-    }
-    counts[0] = total;
-  }
-  __syncthreads();
-  const int allTies = counts[0];
+  int allTies = 0;
+  const int tieBase = block_exclusive_scan(ties, counts, &allTies);
   // members: above the threshold, or one of its first `taken` ties. Asked about this thread's
   // chunk once an element in id order (as tree_mass does), so it counts the ties as it goes.
   const double* cv = s.cv;
-  auto prefix = [cv, threshold, taken_base = tieBase[threadIdx.x]](int taken) {
+  auto prefix = [cv, threshold, taken_base = tieBase](int taken) {
     return [cv, threshold, taken, rank = taken_base](int j) mutable {
       const unsigned long long key = key_of(cv[j]);
       if (key != threshold) return key > threshold;
