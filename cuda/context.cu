@@ -10,9 +10,6 @@
 namespace {
 // per thread, as errno: a Bun worker's failure never overwrites the main thread's message
 thread_local char last_error[1024] = "";
-// the most a GEMV asks L2 for of the next GEMV's weights (TSR_PREFETCH_NEXT_MB): a third of
-// H100's 50 MB, so that the fetched rows stay there beside the step's other traffic
-constexpr int kPrefetchNextMb = 16;
 }  // namespace
 
 namespace tsr {
@@ -59,12 +56,6 @@ extern "C" int tsr_context_create(int device, tsr_context** out) {
     ctx->decode_blocks_per_sm = per_sm == nullptr ? 1 : atoi(per_sm);
     const char* overlap = getenv("TSR_OVERLAP_LAUNCHES");
     ctx->overlap_launches = overlap == nullptr || strcmp(overlap, "0") != 0;
-    const char* prefetch_mb = getenv("TSR_PREFETCH_NEXT_MB");
-    ctx->prefetch_budget = (size_t)(prefetch_mb == nullptr ? kPrefetchNextMb : atoi(prefetch_mb)) << 20;
-    const char* evict_last = getenv("TSR_PREFETCH_EVICT_LAST");
-    ctx->prefetch_evict_last = evict_last != nullptr && strcmp(evict_last, "1") == 0;
-    const char* evict_first = getenv("TSR_GEMV_EVICT_FIRST");
-    ctx->gemv_evict_first = evict_first != nullptr && strcmp(evict_first, "1") == 0;
     ctx->attention_scratch_floats = size_t(4) << 20;  // 16 MiB: far more than a split small batch needs
     status = check(cudaMalloc(&ctx->attention_scratch, ctx->attention_scratch_floats * sizeof(float)), "cudaMalloc (attention scratch)");
   }

@@ -30,15 +30,6 @@ struct tsr_context {
   // dependent launch); off where TSR_OVERLAP_LAUNCHES=0
   int overlap_launches;
   int sm_count;
-  // The weights named by tsr_prefetch_weights for the next GEMV to fetch ahead (gemv.cuh's
-  // NextWeights): taken, and cleared, by the next tsr_matmul. The most bytes one fetch asks for
-  // (TSR_PREFETCH_NEXT_MB; 0 turns fetching off), and L2 priorities: the fetched weights kept
-  // last (TSR_PREFETCH_EVICT_LAST=1), the GEMV's streamed weights dropped first (TSR_GEMV_EVICT_FIRST=1).
-  const tsr_bf16* next_weights;
-  int next_weights_rows, next_weights_cols;
-  size_t prefetch_budget;
-  bool prefetch_evict_last;
-  bool gemv_evict_first;
   // the sampler's per-row work arrays (sampler.cu), grown to the largest call and kept: at batch
   // 256 they are 690 MB, which an allocation per call mapped and released every step
   void* sampler_scratch;

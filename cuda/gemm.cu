@@ -95,25 +95,6 @@ extern "C" int tsr_matmul(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* x, co
   TSR_REQUIRE_CONTEXT(ctx);
   TSR_REQUIRE(M >= 0 && N >= 0 && K >= 0, "matmul: M=%d N=%d K=%d", M, N, K);
   if (M == 0 || N == 0) return TSR_OK;
-  // the weights named by tsr_prefetch_weights are this call's to fetch ahead, or no one's
-  const tsr_bf16* next = ctx->next_weights;
-  ctx->next_weights = nullptr;
-  if (M <= kGemvCrossoverRows) {
-    const tsr::gemv::NextWeights ahead =
-        tsr::next_weights_plan(next, ctx->next_weights_rows, ctx->next_weights_cols, ctx->sm_count, ctx->prefetch_budget, ctx->prefetch_evict_last);
-    return check(tsr::gemv_matmul(out, x, w, M, N, K, ctx->sm_count, ctx->overlap_launches, ctx->gemv_evict_first, ahead, ctx->stream),
-                 "gemv_matmul");
-  }
+  if (M <= kGemvCrossoverRows) return check(tsr::gemv_matmul(out, x, w, M, N, K, ctx->sm_count, ctx->overlap_launches, ctx->stream), "gemv_matmul");
   return blas_matmul(ctx, out, x, w, M, N, K);
-}
-
-// Only a note for the next tsr_matmul: a GEMV fetches these weights as it finishes, where cuBLAS
-// (larger M) leaves them be
-extern "C" int tsr_prefetch_weights(tsr_context* ctx, const tsr_bf16* w, int N, int K) {
-  TSR_REQUIRE_CONTEXT(ctx);
-  TSR_REQUIRE(N >= 0 && K >= 0, "prefetch_weights: N=%d K=%d", N, K);
-  ctx->next_weights = w;
-  ctx->next_weights_rows = N;
-  ctx->next_weights_cols = K;
-  return TSR_OK;
 }

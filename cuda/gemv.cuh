@@ -26,7 +26,6 @@
 // is (1..16), and the vector and scalar load paths give the same bits too.
 #pragma once
 
-#include <algorithm>
 #include <atomic>
 #include <cstdint>
 
@@ -76,22 +75,6 @@ constexpr int kRowPadChunks = 4;
 // to half of it alternate, refilled for each row block.
 constexpr int kMaxSharedBytes = 192 << 10;
 
-// The weights of the GEMV after this one (the step's next linear layer), which this one's blocks
-// ask L2 for as they issue their last loads. Between two GEMVs run kernels that barely touch HBM
-// (rope, the cache write and attention before the o projection: about 15 us a layer at batch 1;
-// a norm or the activation before the others), and the next GEMV's blocks start with an empty
-// pipeline: fetched ahead, its first row blocks come from L2 while HBM would have idled. Only
-// what that GEMV reads first is asked for (rows 0..rows-1, the first row_bytes of each: the row
-// blocks its blocks take first, stage by stage), and no more than fits in L2 beside the
-// step's other traffic (the host's next_weights_plan).
-struct NextWeights {
-  const bf16* w = nullptr;  // null: nothing to fetch
-  int K = 0;                // the length of a row of w
-  int rows = 0;             // rows 0..rows-1 of w
-  unsigned row_bytes = 0;   // from the start of each row; a multiple of 16
-  int evict_last = 0;       // fetched with L2's evict_last priority
-};
-
 // ---- kernels ----
 
 // 16 bytes of weights, read once: not kept in L1
@@ -99,46 +82,6 @@ __device__ __forceinline__ uint4 load_streaming(const bf16* p) {
   uint4 v;
   asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
   return v;
-}
-
-// the same, marked first to leave L2 (`policy` from evict_first_policy), so that a stream of
-// weights read once does not push out the next GEMV's weights fetched ahead of it
-__device__ __forceinline__ uint4 load_streaming(const bf16* p, uint64_t policy) {
-  uint4 v;
-  asm("ld.global.nc.L1::no_allocate.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;"
-      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-      : "l"(p), "l"(policy));
-  return v;
-}
-
-__device__ __forceinline__ uint64_t evict_first_policy() {
-  uint64_t policy = 0;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
-#endif
-  return policy;
-}
-
-// `bytes` from p (16-byte aligned, a multiple of 16) into L2, asynchronously; nothing waits for it
-__device__ __forceinline__ void prefetch_l2(const void* p, unsigned bytes, bool evict_last) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if (evict_last) {
-    uint64_t policy;
-    asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;" : "=l"(policy));
-    asm volatile("cp.async.bulk.prefetch.L2.global.L2::cache_hint [%0], %1, %2;" ::"l"(p), "r"(bytes), "l"(policy) : "memory");
-  } else {
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-  }
-#endif
-}
-
-// This block's share of `next`: its row blocks blockIdx.x, + gridDim.x, ..., one row per lane
-__device__ __forceinline__ void prefetch_next(const NextWeights& next, int lane) {
-  const int row_blocks = (next.rows + kRowsPerBlock - 1) / kRowsPerBlock;
-  for (int rb = blockIdx.x; rb < row_blocks; rb += gridDim.x) {
-    const int row = rb * kRowsPerBlock + lane;
-    if (lane < kRowsPerBlock && row < next.rows) prefetch_l2(next.w + (size_t)row * next.K, next.row_bytes, next.evict_last);
-  }
 }
 
 // bf16 elements k..k+7 of `row` packed as one 16-byte chunk, those at or past K zero: for rows
@@ -151,13 +94,11 @@ __device__ __forceinline__ uint4 load_chunk_scalar(const bf16* row, int k, int K
   return make_uint4(e[0] | e[1] << 16, e[2] | e[3] << 16, e[4] | e[5] << 16, e[6] | e[7] << 16);
 }
 
-// chunk `chunk` (elements 8 chunk .. 8 chunk + 7) of a row of K elements; zero past the row.
-// EVICT_FIRST: vector loads carry `policy` (evict_first_policy).
-template <bool VECTOR, bool EVICT_FIRST>
-__device__ __forceinline__ uint4 load_chunk(const bf16* row, int chunk, int chunks, int K, uint64_t policy) {
+// chunk `chunk` (elements 8 chunk .. 8 chunk + 7) of a row of K elements; zero past the row
+template <bool VECTOR>
+__device__ __forceinline__ uint4 load_chunk(const bf16* row, int chunk, int chunks, int K) {
   if (chunk >= chunks) return make_uint4(0, 0, 0, 0);
-  if constexpr (VECTOR && EVICT_FIRST) return load_streaming(row + (size_t)chunk * kChunk, policy);
-  else if constexpr (VECTOR) return load_streaming(row + (size_t)chunk * kChunk);
+  if constexpr (VECTOR) return load_streaming(row + (size_t)chunk * kChunk);
   else return load_chunk_scalar(row, chunk * kChunk, K);
 }
 
@@ -214,13 +155,10 @@ __device__ __forceinline__ void stage_x(uint4* tile, const bf16* x, int M, int K
 // stage ahead across row blocks too, so a block's stream never drains between them, and a single
 // tile of x is staged once per block for all its row blocks.
 // NT: 8-row tiles of x (M <= 8 NT). VECTOR: rows of w and x are 16-byte aligned (K % 8 == 0).
-// EVICT_FIRST: w's loads are marked first to leave L2.
 // tile_rounds: rounds of K (kRoundK each: one stage of every split) per shared tile of x.
-// next: the next GEMV's weights, asked for as a block issues its last loads.
-template <int NT, bool VECTOR, bool EVICT_FIRST>
+template <int NT, bool VECTOR>
 __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
-    gemv_kernel(bf16* __restrict__ out, const bf16* __restrict__ x, const bf16* __restrict__ w, int M, int N, int K, int tile_rounds,
-                NextWeights next) {
+    gemv_kernel(bf16* __restrict__ out, const bf16* __restrict__ x, const bf16* __restrict__ w, int M, int N, int K, int tile_rounds) {
   extern __shared__ __align__(16) uint4 x_tiles[];
   __shared__ float partial[kWarps][NT * 4][32];
 
@@ -237,7 +175,6 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   // this thread's first chunk in round r is r * kRoundChunks + chunk_in_round (+ 4 per step)
   const int chunk_in_round = split * (kStageK / kChunk) + t;
 
-  const uint64_t policy = EVICT_FIRST ? evict_first_policy() : 0;
   // this thread's part of (row block rb, round r): weight rows g and g + 8 of its tile; rows
   // past N read nothing (their chunk limit is 0) and are never stored
   uint4 next_lo[kStageSteps], next_hi[kStageSteps];
@@ -249,8 +186,8 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
 #pragma unroll
     for (int s = 0; s < kStageSteps; ++s) {
       const int c = r * kRoundChunks + chunk_in_round + s * (kStepK / kChunk);
-      next_lo[s] = load_chunk<VECTOR, EVICT_FIRST>(row_lo, c, chunks_lo, K, policy);
-      next_hi[s] = load_chunk<VECTOR, EVICT_FIRST>(row_hi, c, chunks_hi, K, policy);
+      next_lo[s] = load_chunk<VECTOR>(row_lo, c, chunks_lo, K);
+      next_hi[s] = load_chunk<VECTOR>(row_hi, c, chunks_hi, K);
     }
   };
   auto stage_tile = [&](int tile, int buffer) {
@@ -286,7 +223,6 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
         // the next stage: this row block's next round, or the next row block's first
         const bool last_round = r + 1 == rounds;
         if (!last_round || next_rb < row_blocks) load_stage(last_round ? next_rb : rb, last_round ? 0 : r + 1);
-        else if (next.w != nullptr && warp == 0) prefetch_next(next, lane);  // this block's last loads are in flight
         const int tile_chunk = (r - tile * tile_rounds) * kRoundChunks + chunk_in_round;
 #pragma unroll
         for (int s = 0; s < kStageSteps; ++s) {
@@ -348,33 +284,32 @@ inline int tile_rounds_for(int M, int K, size_t* shared_bytes) {
 // Past 48 KB of dynamic shared memory a kernel must be allowed it, per device: once per device
 // and kernel, to the whole budget (a host call that neither syncs nor enqueues, so also safe
 // during a graph capture).
-template <int NT, bool VECTOR, bool EVICT_FIRST>
+template <int NT, bool VECTOR>
 cudaError_t allow_shared_memory() {
   constexpr int kDevices = 64;
   static std::atomic<bool> allowed[kDevices];
   int device = 0;
   if (const cudaError_t error = cudaGetDevice(&device); error != cudaSuccess) return error;
   if (device < kDevices && allowed[device].load(std::memory_order_acquire)) return cudaSuccess;
-  const cudaError_t error = cudaFuncSetAttribute(gemv_kernel<NT, VECTOR, EVICT_FIRST>, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSharedBytes);
+  const cudaError_t error = cudaFuncSetAttribute(gemv_kernel<NT, VECTOR>, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSharedBytes);
   if (error == cudaSuccess && device < kDevices) allowed[device].store(true, std::memory_order_release);
   return error;
 }
 
 // With `overlap`, launched as a programmatic dependent of the kernel before it on the stream: its
 // first stage of weights loads while that kernel finishes (see allow_dependents).
-template <int NT, bool VECTOR, bool EVICT_FIRST>
-cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, const NextWeights& next,
-                   cudaStream_t stream) {
+template <int NT, bool VECTOR>
+cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream) {
   size_t shared_bytes = 0;
   const int tile_rounds = tile_rounds_for(M, K, &shared_bytes);
   if (shared_bytes > (48 << 10)) {
-    if (const cudaError_t error = allow_shared_memory<NT, VECTOR, EVICT_FIRST>(); error != cudaSuccess) return error;
+    if (const cudaError_t error = allow_shared_memory<NT, VECTOR>(); error != cudaSuccess) return error;
   }
   const int row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
   const int resident = (sm_count > 0 ? sm_count : 1) * kBlocksPerSm;
   const int grid = row_blocks < resident ? row_blocks : resident;
   if (!overlap) {
-    gemv_kernel<NT, VECTOR, EVICT_FIRST><<<grid, kThreads, shared_bytes, stream>>>(out, x, w, M, N, K, tile_rounds, next);
+    gemv_kernel<NT, VECTOR><<<grid, kThreads, shared_bytes, stream>>>(out, x, w, M, N, K, tile_rounds);
     return cudaGetLastError();
   }
   cudaLaunchConfig_t config = {};
@@ -387,59 +322,24 @@ cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K,
   dependent[0].val.programmaticStreamSerializationAllowed = 1;
   config.attrs = dependent;
   config.numAttrs = 1;
-  return cudaLaunchKernelEx(&config, gemv_kernel<NT, VECTOR, EVICT_FIRST>, out, x, w, M, N, K, tile_rounds, next);
-}
-
-template <int NT>
-cudaError_t launch_aligned(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, bool evict_first,
-                           const NextWeights& next, cudaStream_t stream) {
-  return evict_first ? launch<NT, true, true>(out, x, w, M, N, K, sm_count, overlap, next, stream)
-                     : launch<NT, true, false>(out, x, w, M, N, K, sm_count, overlap, next, stream);
+  return cudaLaunchKernelEx(&config, gemv_kernel<NT, VECTOR>, out, x, w, M, N, K, tile_rounds);
 }
 
 }  // namespace
 }  // namespace gemv
 
-// What of the next GEMV's weights w[N, K] to fetch ahead, within `budget` bytes: the row blocks
-// its sm_count persistent blocks take first, whole rows where they fit (and the row blocks after
-// them while the budget lasts), else the same share from the start of each of their rows.
-// Nothing where w's rows are not 16-byte aligned or the budget is under 16 bytes a row.
-inline gemv::NextWeights next_weights_plan(const bf16* w, int N, int K, int sm_count, size_t budget, bool evict_last) {
-  gemv::NextWeights next;
-  if (w == nullptr || N <= 0 || K <= 0 || K % gemv::kChunk != 0 || reinterpret_cast<uintptr_t>(w) % 16 != 0) return next;
-  const size_t row_bytes = (size_t)K * sizeof(bf16);
-  const int first_rows = std::min(N, std::max(sm_count, 1) * gemv::kRowsPerBlock);
-  next.w = w;
-  next.K = K;
-  next.evict_last = evict_last;
-  if ((size_t)first_rows * row_bytes <= budget) {
-    const size_t whole_rows = budget / row_bytes / gemv::kRowsPerBlock * gemv::kRowsPerBlock;
-    next.rows = (int)std::min((size_t)N, whole_rows);
-    next.row_bytes = (unsigned)row_bytes;
-  } else {
-    next.rows = first_rows;
-    next.row_bytes = (unsigned)(budget / first_rows / 16 * 16);
-  }
-  if (next.row_bytes == 0 || next.rows == 0) next.w = nullptr;
-  return next;
-}
-
 // out[M,N] = x[M,K] @ w[N,K]^T for 1 <= M <= kGemvMaxRows, rows of x and w contiguous (strides K,
 // N for out), on a grid of one block per SM (sm_count). 16-byte loads where K % 8 == 0 and x and w
-// are 16-byte aligned, else element loads with the same arithmetic (same bits). `next`: the next
-// GEMV's weights to fetch ahead (next_weights_plan); evict_first: w's loads leave L2 first.
-inline cudaError_t gemv_matmul(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, bool evict_first,
-                               const gemv::NextWeights& next, cudaStream_t stream) {
+// are 16-byte aligned, else element loads with the same arithmetic (same bits).
+inline cudaError_t gemv_matmul(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream) {
   if (M == 0 || N == 0) return cudaSuccess;
   if (M < 0 || M > kGemvMaxRows || N < 0 || K < 0) return cudaErrorInvalidValue;
   if (K == 0) return cudaMemsetAsync(out, 0, (size_t)M * N * sizeof(bf16), stream);  // empty sums
   const bool aligned = K % gemv::kChunk == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
   if (M <= 8) {
-    return aligned ? gemv::launch_aligned<1>(out, x, w, M, N, K, sm_count, overlap, evict_first, next, stream)
-                   : gemv::launch<1, false, false>(out, x, w, M, N, K, sm_count, overlap, next, stream);
+    return aligned ? gemv::launch<1, true>(out, x, w, M, N, K, sm_count, overlap, stream) : gemv::launch<1, false>(out, x, w, M, N, K, sm_count, overlap, stream);
   }
-  return aligned ? gemv::launch_aligned<2>(out, x, w, M, N, K, sm_count, overlap, evict_first, next, stream)
-                 : gemv::launch<2, false, false>(out, x, w, M, N, K, sm_count, overlap, next, stream);
+  return aligned ? gemv::launch<2, true>(out, x, w, M, N, K, sm_count, overlap, stream) : gemv::launch<2, false>(out, x, w, M, N, K, sm_count, overlap, stream);
 }
 
 }  // namespace tsr

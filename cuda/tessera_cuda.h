@@ -103,9 +103,6 @@ int tsr_event_destroy(tsr_context* ctx, void* event);
 int tsr_embedding(tsr_context* ctx, tsr_bf16* out, const int32_t* ids, const tsr_bf16* table, int T, int H, int vocabStart, int vocabEnd);
 /* gemm.cu: out[M,N] = x[M,K] @ w[N,K]^T (cuBLAS, f32 accumulation) */
 int tsr_matmul(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* x, const tsr_bf16* w, int M, int N, int K);
-/* gemm.cu: a hint that w[N,K] is read by the matmul after the next one: that next matmul, where it runs as a GEMV, fetches
- * the first of it into L2 as it finishes; computes nothing */
-int tsr_prefetch_weights(tsr_context* ctx, const tsr_bf16* w, int N, int K);
 /* linear.cu: x[m,n] += bias[n] */
 int tsr_add_bias(tsr_context* ctx, tsr_bf16* x, const tsr_bf16* bias, int M, int N);
 /* norm.cu: out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w; out may alias x */

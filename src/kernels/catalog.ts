@@ -54,14 +54,6 @@ export const catalog = {
     scalars: ["M", "N", "K"],
     split: "N"
   },
-  prefetch_weights: {
-    doc:
-      "a hint, computing nothing: w[N,K] is the weight the matmul after the next one reads. Between two linear layers " +
-      "run kernels that leave memory idle (rope, attention, the norms): the CUDA provider has the next matmul, where it " +
-      "streams its weights (decode batches), fetch the first of w into L2 as it finishes. The WASM provider ignores it",
-    tensors: [float("w", ["N", "K"])],
-    scalars: ["N", "K"]
-  },
   add_bias: {
     doc: "x[m,n] += bias[n]",
     tensors: [float("x", ["M", "N"], true), float("bias", ["N"])],

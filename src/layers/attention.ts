@@ -1,7 +1,7 @@
 import type { Kernels } from "../kernels/catalog.ts"
 import type { ModelConfig } from "../model/config.ts"
 import type { LayerKvCache } from "./kvCache.ts"
-import { applyLinear, loadColumnParallel, loadRowParallel, type Linear, type WeightMatrix } from "./linear.ts"
+import { applyLinear, loadColumnParallel, loadRowParallel, type Linear } from "./linear.ts"
 import { shardRange, type TpShard, type WeightLoader } from "./shard.ts"
 import type { StepInput } from "../stages/activations.ts"
 
@@ -53,7 +53,7 @@ const maxQueryLen = (plan: StepInput["plan"]): number => plan.seqs.reduce((most,
 /**
  * out = o_proj(attention(rope(q), rope(k), v)) over the paged cache, for this rank's heads.
  * The step's K and V are written to the cache first, so the kernel reads one cache for
- * prefill, chunked prefill and decode alike. `readNext`: the weights of the matmul after o_proj.
+ * prefill, chunked prefill and decode alike.
  */
 export const attention = (
   kernels: Kernels,
@@ -64,8 +64,7 @@ export const attention = (
   blockSize: number,
   { plan, workspace: ws }: StepInput,
   input: number,
-  out: number,
-  readNext?: WeightMatrix
+  out: number
 ): void => {
   const T = plan.tokenIds.length
   const { heads, kvHeads, headDim: D } = w
@@ -73,7 +72,7 @@ export const attention = (
   const q = ws.qkv
   const k = q + heads * D * ws.floatBytes
   const v = k + kvHeads * D * ws.floatBytes
-  applyLinear(kernels, ws.qkv, input, T, w.qkv, w.o)
+  applyLinear(kernels, ws.qkv, input, T, w.qkv)
   if (w.qNorm !== undefined && w.kNorm !== undefined) {
     kernels.head_rmsnorm(q, w.qNorm, T, heads, D, stride, normEps)
     kernels.head_rmsnorm(k, w.kNorm, T, kvHeads, D, stride, normEps)
@@ -83,5 +82,5 @@ export const attention = (
     ws.attention, q, cache.k, cache.v, ws.queryToSeq, ws.positions, ws.blockTables,
     T, heads, kvHeads, D, stride, plan.maxBlocksPerSeq, blockSize, 1 / Math.sqrt(D), maxQueryLen(plan)
   )
-  applyLinear(kernels, out, ws.attention, T, w.o, readNext)
+  applyLinear(kernels, out, ws.attention, T, w.o)
 }

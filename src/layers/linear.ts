@@ -1,16 +1,12 @@
 import type { Kernels } from "../kernels/catalog.ts"
 import { shardRange, type TpShard, type WeightLoader } from "./shard.ts"
 
-/** A weight matrix `[outFeatures, inFeatures]` on the device. */
-export interface WeightMatrix {
+/** A linear layer's weight `[outFeatures, inFeatures]` (and bias) on the device. */
+export interface Linear {
   readonly weight: number
+  readonly bias: number | undefined
   readonly outFeatures: number
   readonly inFeatures: number
-}
-
-/** A linear layer's weight (and bias) on the device. */
-export interface Linear extends WeightMatrix {
-  readonly bias: number | undefined
 }
 
 /**
@@ -49,17 +45,8 @@ export const loadRowParallel = (
   return { weight: loader.columns(`${prefix}.weight`, outFeatures, cols), bias, outFeatures, inFeatures: cols[1] - cols[0] }
 }
 
-/**
- * Names `readNext` as the weights of the matmul after the next one, so that a provider may
- * fetch them while the kernels between run (catalog `prefetch_weights`).
- */
-export const nameReadNext = (kernels: Kernels, readNext: WeightMatrix | undefined): void => {
-  if (readNext !== undefined) kernels.prefetch_weights(readNext.weight, readNext.outFeatures, readNext.inFeatures)
-}
-
-/** out[T, outFeatures] = x[T, inFeatures] @ W^T (+ b); `readNext`: the weights the step's next matmul reads */
-export const applyLinear = (kernels: Kernels, out: number, x: number, tokens: number, layer: Linear, readNext?: WeightMatrix): void => {
-  nameReadNext(kernels, readNext)
+/** out[T, outFeatures] = x[T, inFeatures] @ W^T (+ b) */
+export const applyLinear = (kernels: Kernels, out: number, x: number, tokens: number, layer: Linear): void => {
   kernels.matmul(out, x, layer.weight, tokens, layer.outFeatures, layer.inFeatures)
   if (layer.bias !== undefined) kernels.add_bias(out, layer.bias, tokens, layer.outFeatures)
 }

@@ -1,6 +1,6 @@
 import type { Kernels } from "../kernels/catalog.ts"
 import type { ModelConfig } from "../model/config.ts"
-import { applyLinear, loadColumnParallel, loadRowParallel, type Linear, type WeightMatrix } from "./linear.ts"
+import { applyLinear, loadColumnParallel, loadRowParallel, type Linear } from "./linear.ts"
 import type { TpShard, WeightLoader } from "./shard.ts"
 
 /** The gated MLP: gate and up fused column-parallel, down row-parallel. */
@@ -26,19 +26,10 @@ export const loadMlp = (loader: WeightLoader, config: ModelConfig, prefix: strin
   }
 }
 
-/** out = down(silu(gate(x)) * up(x)). `readNext`: the weights of the matmul after down. */
-export const mlp = (
-  kernels: Kernels,
-  w: MlpWeights,
-  gateUp: number,
-  activation: number,
-  tokens: number,
-  input: number,
-  out: number,
-  readNext?: WeightMatrix
-): void => {
+/** out = down(silu(gate(x)) * up(x)) */
+export const mlp = (kernels: Kernels, w: MlpWeights, gateUp: number, activation: number, tokens: number, input: number, out: number): void => {
   const intermediate = w.down.inFeatures
-  applyLinear(kernels, gateUp, input, tokens, w.gateUp, w.down)
+  applyLinear(kernels, gateUp, input, tokens, w.gateUp)
   kernels.silu_mul(activation, gateUp, tokens, intermediate)
-  applyLinear(kernels, out, activation, tokens, w.down, readNext)
+  applyLinear(kernels, out, activation, tokens, w.down)
 }

@@ -3,7 +3,6 @@ import { Communicator } from "../effects/Communicator.ts"
 import { Device } from "../effects/Device.ts"
 import { attention, loadAttention, type AttentionWeights } from "../layers/attention.ts"
 import type { LayerKvCache } from "../layers/kvCache.ts"
-import type { WeightMatrix } from "../layers/linear.ts"
 import { loadMlp, mlp, type MlpWeights } from "../layers/mlp.ts"
 import type { TpShard, WeightLoader } from "../layers/shard.ts"
 import type { ModelConfig } from "../model/config.ts"
@@ -41,10 +40,8 @@ export interface DecoderLayerContext {
  *   h = h + down(silu(gate(norm(h))) * up)  one all-reduce over TP
  * Each residual add is fused into the following norm, so the layer leaves its MLP output in
  * `x` for the next layer's (or the final) norm to add. The residual stream `h` is f32.
- * `readNext`: the weights the step reads after this layer's (the next layer's qkv projection,
- * or lm_head), for the down projection to name.
  */
-export const decoderLayer = (index: number, w: DecoderLayerWeights, cache: LayerKvCache, ctx: DecoderLayerContext, readNext?: WeightMatrix) =>
+export const decoderLayer = (index: number, w: DecoderLayerWeights, cache: LayerKvCache, ctx: DecoderLayerContext) =>
   stage(`layer ${index}`, (h: Hidden) =>
     Effect.gen(function* () {
       const { kernels } = yield* Device
@@ -54,11 +51,11 @@ export const decoderLayer = (index: number, w: DecoderLayerWeights, cache: Layer
       const H = ctx.hidden
       kernels.add_rmsnorm(ws.normed, ws.residual, ws.x, w.inputNorm, T, H, ctx.normEps, h.residualStarted ? 1 : 0)
 
-      attention(kernels, w.attention, cache, ctx.invFreq, ctx.normEps, ctx.blockSize, h, ws.normed, ws.x, w.mlp.gateUp)
+      attention(kernels, w.attention, cache, ctx.invFreq, ctx.normEps, ctx.blockSize, h, ws.normed, ws.x)
       yield* communicator.allReduceSum(ws.x, T * H)
       kernels.add_rmsnorm(ws.normed, ws.residual, ws.x, w.postAttentionNorm, T, H, ctx.normEps, 1)
 
-      mlp(kernels, w.mlp, ws.gateUp, ws.activation, T, ws.normed, ws.x, readNext)
+      mlp(kernels, w.mlp, ws.gateUp, ws.activation, T, ws.normed, ws.x)
       yield* communicator.allReduceSum(ws.x, T * H)
       const out: Hidden = { plan: h.plan, workspace: ws, residualStarted: true }
       return out

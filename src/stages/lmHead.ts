@@ -1,7 +1,6 @@
 import { Effect } from "effect"
 import { Communicator } from "../effects/Communicator.ts"
 import { Device } from "../effects/Device.ts"
-import { nameReadNext, type WeightMatrix } from "../layers/linear.ts"
 import type { VocabShard } from "../layers/vocabParallel.ts"
 import type { Logits, SampleRows } from "./activations.ts"
 import { stage } from "./stage.ts"
@@ -10,16 +9,14 @@ import { stage } from "./stage.ts"
  * Vocab-parallel lm_head: each rank computes the logits of its slice of the vocabulary, a
  * gather over TP concatenates them, and the argmax of each row comes back to the host, with
  * the logits themselves when the plan asks (sampling beyond greedy, penalties, logprobs).
- * `readNext`: the weights the next step reads first (catalog `prefetch_weights`).
  */
-export const lmHead = (head: VocabShard, hidden: number, fullVocab: number, readNext?: WeightMatrix) =>
+export const lmHead = (head: VocabShard, hidden: number, fullVocab: number) =>
   stage("lm_head", ({ plan, workspace: ws, rows }: SampleRows) =>
     Effect.gen(function* () {
       const device = yield* Device
       const { kernels, memory } = device
       const communicator = yield* Communicator
       const shardVocab = head.vocabEnd - head.vocabStart
-      nameReadNext(kernels, readNext)
       kernels.matmul(ws.logitsShard, ws.rowsNormed, head.weight, rows, shardVocab, hidden)
       yield* communicator.allGatherColumns(ws.logits, ws.logitsShard, rows, shardVocab)
       kernels.argmax(ws.argmax, ws.logits, rows, fullVocab)

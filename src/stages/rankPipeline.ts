@@ -42,20 +42,17 @@ export const loadRankPipeline = (
   const context = { hidden: H, normEps: config.rmsNormEps, blockSize: kvCache.shape.blockSize, invFreq }
 
   const embedding = loadVocabShard(loader, "model.embed_tokens.weight", config.vocabSize, H, shard)
-  const layerWeights = Array.from({ length: config.numLayers }, (_, i) => loadDecoderLayer(loader, config, i, shard))
+  const layers = Array.from({ length: config.numLayers }, (_, i) =>
+    decoderLayer(i, loadDecoderLayer(loader, config, i, shard), kvCache.layers[i], context)
+  )
   const head = config.tieWordEmbeddings
     ? embedding
     : loadVocabShard(loader, "lm_head.weight", config.vocabSize, H, shard)
-  // each layer names the weights read after it; lm_head names the first layer's, read by the next step
-  const headMatrix = { weight: head.weight, outFeatures: head.vocabEnd - head.vocabStart, inFeatures: H }
-  const layers = layerWeights.map((w, i) =>
-    decoderLayer(i, w, kvCache.layers[i], context, i + 1 < layerWeights.length ? layerWeights[i + 1].attention.qkv : headMatrix)
-  )
 
   return pipeline(
     embed(embedding, H),
     sequence("decoder layers", layers),
     finalNorm(loader.whole("model.norm.weight"), H, config.rmsNormEps),
-    lmHead(head, H, config.vocabSize, layerWeights[0]?.attention.qkv)
+    lmHead(head, H, config.vocabSize)
   )
 }

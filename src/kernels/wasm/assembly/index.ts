@@ -3,7 +3,7 @@
 // role. Memory is imported and shared, so every thread's instance works on the same tensors.
 
 export { embedding } from "./embedding"
-export { matmul, add_bias, prefetch_weights } from "./matmul"
+export { matmul, add_bias } from "./matmul"
 export { rmsnorm, add_rmsnorm, head_rmsnorm } from "./norm"
 export { rope } from "./rope"
 export { silu_mul } from "./activation"

@@ -120,6 +120,3 @@ function rows1x1(x: usize, w: usize, K: i32): f32 {
   for (let k: usize = 0; k < k4; k += 16) a = f32x4.add(a, f32x4.mul(v128.load(x + k), v128.load(w + k)))
   return finish(a, x, w, k4, rowBytes)
 }
-
-/** a hint that w[N,K] is read soon: one linear memory has no cache level to fetch it into */
-export function prefetch_weights(w: usize, N: i32, K: i32): void {}
