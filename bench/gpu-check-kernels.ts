@@ -16,7 +16,7 @@
  *     forgot to write fails.
  * Also reported: the normwise error ||gpu - c|| / ||c||.
  */
-import { catalog, type DType, type KernelCalls, type KernelName, type KernelSpec } from "../src/kernels/catalog.ts"
+import { catalog, type DType, type KernelName } from "../src/kernels/catalog.ts"
 import { bytesOf, type KernelProvider } from "../src/kernels/provider.ts"
 import { attentionQueries } from "./lib/attentionQueries.ts"
 
@@ -151,22 +151,6 @@ const matmulCase = ([M, N, K]: [number, number, number]): KernelCase => ({
   outputs: ["out"]
 })
 
-/** the MLP in one call; activation is workspace (a fused kernel leaves it unwritten), so only out and gateUp compare */
-const gatedMlpCase = ([T, H, I]: [number, number, number]): KernelCase => ({
-  kernel: "gated_mlp",
-  label: `T=${T} H=${H} I=${I}`,
-  buffers: {
-    out: outputOf(T * H),
-    gateUp: outputOf(T * 2 * I),
-    activation: outputOf(T * I),
-    x: floats(T * H, -2, 2),
-    wGateUp: floats(2 * I * H, -0.1, 0.1),
-    wDown: floats(H * I, -0.1, 0.1)
-  },
-  args: (at) => [at("out"), at("gateUp"), at("activation"), at("x"), at("wGateUp"), at("wDown"), T, H, I],
-  outputs: ["out", "gateUp"]
-})
-
 /** a fused qkv buffer [T, (Hq + 2 Hkv) D], as the attention layer lays it out */
 const qkvOf = (T: number, Hq: number, Hkv: number, D: number) => ({ stride: (Hq + 2 * Hkv) * D, buffer: floats(T * (Hq + 2 * Hkv) * D, -2, 2) })
 
@@ -269,9 +253,6 @@ const ropeKvWriteCase = ([T, Hq, Hkv, D]: [number, number, number, number]): Ker
 export const kernelCases = (): KernelCase[] => [
   ...([[1, 64], [7, 769], [83, 4096]] as [number, number][]).flatMap(rowCases),
   ...([[1, 769, 64], [7, 1024, 1536], [83, 5, 769], [4, 32000, 512], [256, 4096, 1024]] as [number, number, number][]).map(matmulCase),
-  // one persistent kernel on CUDA for 1..8 rows (one tile of x; two alternating tiles at 8 x 14336), the calls composed past it
-  // or where a size is not a multiple of 8
-  ...([[1, 512, 1376], [5, 264, 4104], [8, 256, 14336], [12, 96, 200], [2, 100, 36]] as [number, number, number][]).map(gatedMlpCase),
   ...([[7, 6, 128], [83, 4, 32], [5, 3, 256]] as [number, number, number][]).map(headNormCase),
   ...([[7, 4, 2, 32, 100], [83, 32, 8, 128, 100_000], [5, 2, 1, 80, 4096]] as [number, number, number, number, number][]).map(ropeCase),
   ...([[37, 4, 2, 32], [9, 32, 8, 128]] as [number, number, number, number][]).map(kvWriteCase),
@@ -388,23 +369,6 @@ export const compare = (c: KernelCase, output: string, gpu: Values, cpu: Values)
     ...(firstBad >= 0 ? { note: `element ${firstBad}: gpu ${gpu[firstBad]} vs cpu ${cpu[firstBad]}` } : {})
   }
 }
-
-/**
- * Every case of a kernel that the catalog also states as a composition, run by the provider's own
- * kernel and by the composition over its other kernels: the same bits (a fused kernel that
- * computes what the calls compute, in their order).
- */
-export const checkCompositions = (provider: KernelProvider): KernelResult[] =>
-  kernelCases()
-    .filter((c) => (catalog[c.kernel] as KernelSpec).composition !== undefined)
-    .flatMap((c) => {
-      const compose = (catalog[c.kernel] as KernelSpec).composition!
-      const calls = provider.kernels as unknown as KernelCalls
-      const composed: KernelProvider = { ...provider, kernels: { ...provider.kernels, [c.kernel]: (...args: number[]) => compose(calls, args) } }
-      const own = runCase(provider, c)
-      const reference = runCase(composed, c)
-      return c.outputs.map((output, i) => ({ ...compare({ ...c, exact: true }, output, own[i], reference[i]), case: `${c.label}, against its composition` }))
-    })
 
 /** every case on both providers; a case that throws on either is one failed result */
 export const checkKernels = (gpu: KernelProvider, cpu: KernelProvider): KernelResult[] =>

@@ -20,7 +20,7 @@ import { commit, deviceSlug } from "./lib/results.ts"
 import { createCudaProvider } from "../src/kernels/cuda/provider.ts"
 import type { KernelProvider } from "../src/kernels/provider.ts"
 import { createWasmProvider } from "../src/kernels/wasm/provider.ts"
-import { checkCompositions, checkKernels, type KernelResult } from "./gpu-check-kernels.ts"
+import { checkKernels, type KernelResult } from "./gpu-check-kernels.ts"
 import { checkModel, fixtureNames, hfBf16Errors, type ModelResult } from "./gpu-check-models.ts"
 
 interface SanitizerResult {
@@ -64,7 +64,7 @@ const main = async () => {
   const device = gpu.device ?? "wasm (harness self-test)"
   console.log(`gpu-check on ${device}`)
 
-  const kernels: KernelResult[] = [...checkKernels(gpu, cpu), ...checkCompositions(gpu)]
+  const kernels: KernelResult[] = checkKernels(gpu, cpu)
   // transformers in bf16 first, in its own process: it holds GPU memory only while it runs
   const hf = providerName === "cuda" ? hfBf16Errors() : "not asked for (--provider wasm)"
   const models: ModelResult[] = []

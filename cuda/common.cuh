@@ -70,35 +70,6 @@ __device__ __forceinline__ void wait_for_prerequisites() {
 #endif
 }
 
-// Waits until every block of the grid has reached it, with every write made before it visible to
-// every block after it (read such data through L2, as __ldcg or cp.async.cg do: L1 is not kept
-// coherent). Only for grids whose blocks are all resident at once (a persistent grid of one block
-// per SM, which fits), else it never returns. state: {arrivals, generation}, both zero at first;
-// the last block to arrive resets the count before it releases the others, so the state serves
-// every later launch without a reset.
-__device__ __forceinline__ void grid_barrier(unsigned* state) {
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    unsigned* arrivals = state;
-    unsigned* generation = state + 1;
-    unsigned seen;
-    asm volatile("ld.relaxed.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(generation) : "memory");
-    __threadfence();  // this block's writes before its arrival
-    if (atomicAdd(arrivals, 1) == gridDim.x - 1) {
-      atomicExch(arrivals, 0);
-      __threadfence();
-      atomicAdd(generation, 1);
-    } else {
-      unsigned now;
-      do {
-        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(now) : "l"(generation) : "memory");
-      } while (now == seen);
-    }
-    __threadfence();
-  }
-  __syncthreads();
-}
-
 // Threads for a kernel that walks one row of n elements per block: enough for one element
 // each up to 1024, in whole warps.
 inline int row_threads(int n) {

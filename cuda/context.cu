@@ -56,13 +56,9 @@ extern "C" int tsr_context_create(int device, tsr_context** out) {
     ctx->decode_blocks_per_sm = per_sm == nullptr ? 1 : atoi(per_sm);
     const char* overlap = getenv("TSR_OVERLAP_LAUNCHES");
     ctx->overlap_launches = overlap == nullptr || strcmp(overlap, "0") != 0;
-    const char* fuse_mlp = getenv("TSR_FUSE_MLP");
-    ctx->fuse_mlp = fuse_mlp == nullptr || strcmp(fuse_mlp, "0") != 0;
     ctx->attention_scratch_floats = size_t(4) << 20;  // 16 MiB: far more than a split small batch needs
     status = check(cudaMalloc(&ctx->attention_scratch, ctx->attention_scratch_floats * sizeof(float)), "cudaMalloc (attention scratch)");
   }
-  if (status == TSR_OK) status = check(cudaMalloc(&ctx->grid_barrier, 2 * sizeof(unsigned)), "cudaMalloc (grid barrier)");
-  if (status == TSR_OK) status = check(cudaMemset(ctx->grid_barrier, 0, 2 * sizeof(unsigned)), "cudaMemset (grid barrier)");
   if (status != TSR_OK) {
     // keep the first failure's message: destroying may fail too, and would overwrite it
     char message[sizeof last_error];
@@ -82,7 +78,6 @@ extern "C" int tsr_context_destroy(tsr_context* ctx) {
   if (ctx->sampler_scratch != nullptr) cudaFree(ctx->sampler_scratch);
   if (ctx->staging != nullptr) cudaFree(ctx->staging);
   if (ctx->attention_scratch != nullptr) cudaFree(ctx->attention_scratch);
-  if (ctx->grid_barrier != nullptr) cudaFree(ctx->grid_barrier);
   if (ctx->stream != nullptr) cudaStreamDestroy(ctx->stream);
   delete ctx;
   return status;

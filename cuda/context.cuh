@@ -30,11 +30,6 @@ struct tsr_context {
   // dependent launch); off where TSR_OVERLAP_LAUNCHES=0
   int overlap_launches;
   int sm_count;
-  // the state of grid_barrier (common.cuh) for the persistent kernels that cross one (the fused
-  // gated MLP), zeroed with the context and left zeroed by every barrier; the fused MLP is off
-  // where TSR_FUSE_MLP=0
-  unsigned* grid_barrier;
-  int fuse_mlp;
   // the sampler's per-row work arrays (sampler.cu), grown to the largest call and kept: at batch
   // 256 they are 690 MB, which an allocation per call mapped and released every step
   void* sampler_scratch;

@@ -5,7 +5,6 @@
 // compiler but no cuBLAS, as CI's), it still builds: small M still runs (gemv.cuh needs nothing
 // but CUDA), and larger M reports TSR_UNSUPPORTED, so the other kernels stay usable and checkable.
 #include "context.cuh"
-#include "gated_mlp.cuh"
 #include "gemv.cuh"
 
 #if __has_include(<cublas_v2.h>)
@@ -98,21 +97,4 @@ extern "C" int tsr_matmul(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* x, co
   if (M == 0 || N == 0) return TSR_OK;
   if (M <= kGemvCrossoverRows) return check(tsr::gemv_matmul(out, x, w, M, N, K, ctx->sm_count, ctx->overlap_launches, ctx->stream), "gemv_matmul");
   return blas_matmul(ctx, out, x, w, M, N, K);
-}
-
-// The two GEMVs of a decode batch's MLP fused into one persistent kernel (gated_mlp.cuh) where it
-// applies; elsewhere (more rows, cuBLAS; TSR_FUSE_MLP=0) the matmul, the activation and the matmul
-// as three calls, which give the same bits.
-extern "C" int tsr_gated_mlp(tsr_context* ctx, tsr_bf16* out, tsr_bf16* gateUp, tsr_bf16* activation, const tsr_bf16* x, const tsr_bf16* wGateUp,
-                             const tsr_bf16* wDown, int T, int H, int I) {
-  TSR_REQUIRE_CONTEXT(ctx);
-  TSR_REQUIRE(T >= 0 && H >= 0 && I >= 0, "gated_mlp: T=%d H=%d I=%d", T, H, I);
-  if (T == 0 || H == 0) return TSR_OK;
-  if (ctx->fuse_mlp && tsr::gated_mlp_applies(x, wGateUp, wDown, gateUp, T, H, I)) {
-    return check(tsr::gated_mlp(out, gateUp, x, wGateUp, wDown, T, H, I, ctx->sm_count, ctx->overlap_launches, ctx->grid_barrier, ctx->stream),
-                 "gated_mlp");
-  }
-  if (int status = tsr_matmul(ctx, gateUp, x, wGateUp, T, 2 * I, H)) return status;
-  if (int status = tsr_silu_mul(ctx, activation, gateUp, T, I)) return status;
-  return tsr_matmul(ctx, out, activation, wDown, T, H, I);
 }

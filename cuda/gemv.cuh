@@ -150,76 +150,56 @@ __device__ __forceinline__ void stage_x(uint4* tile, const bf16* x, int M, int K
   }
 }
 
-// One GEMV of a kernel: out[M, N] = x[M, K] @ w[N, K]^T, x staged in tiles of tile_rounds rounds
-// (tile_rounds_for).
-struct GemvOp {
-  bf16* out;
-  const bf16* w;
-  int N, K, tile_rounds;
-};
+// A persistent block walks row blocks blockIdx.x, + gridDim.x, ...; a row block is kRowsPerBlock
+// rows of w (kWarps / kKSplit 16-row tiles), each tile's K split over kKSplit warps. The weight loads run one
+// stage ahead across row blocks too, so a block's stream never drains between them, and a single
+// tile of x is staged once per block for all its row blocks.
+// NT: 8-row tiles of x (M <= 8 NT). VECTOR: rows of w and x are 16-byte aligned (K % 8 == 0).
+// tile_rounds: rounds of K (kRoundK each: one stage of every split) per shared tile of x.
+template <int NT, bool VECTOR>
+__global__ void __launch_bounds__(kThreads, kBlocksPerSm)
+    gemv_kernel(bf16* __restrict__ out, const bf16* __restrict__ x, const bf16* __restrict__ w, int M, int N, int K, int tile_rounds) {
+  extern __shared__ __align__(16) uint4 x_tiles[];
+  __shared__ float partial[kWarps][NT * 4][32];
 
-// A thread's stage of weights in registers: its part of one round of one row block, loaded a stage
-// ahead of the mmas that use it.
-template <bool VECTOR>
-struct WeightStage {
-  uint4 lo[kStageSteps], hi[kStageSteps];
-
-  // This thread's part of (row block rb, round r) of op: weight rows g and g + 8 of its warp's
-  // 16-row tile; rows past N read nothing (their chunk limit is 0) and are never stored.
-  __device__ __forceinline__ void load(const GemvOp& op, int rb, int r) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int g = lane >> 2, t = lane & 3;
-    const int tile_row = (warp / kKSplit) * kRowsPerTile;
-    const int chunk_in_round = (warp % kKSplit) * (kStageK / kChunk) + t;
-    const int chunks = (op.K + kChunk - 1) / kChunk;
-    const int n = rb * kRowsPerBlock + tile_row + g;
-    const bf16* row_lo = op.w + (size_t)min(n, op.N - 1) * op.K;
-    const bf16* row_hi = op.w + (size_t)min(n + 8, op.N - 1) * op.K;
-    const int chunks_lo = n < op.N ? chunks : 0, chunks_hi = n + 8 < op.N ? chunks : 0;
-#pragma unroll
-    for (int s = 0; s < kStageSteps; ++s) {
-      const int c = r * kRoundChunks + chunk_in_round + s * (kStepK / kChunk);
-      lo[s] = load_chunk<VECTOR>(row_lo, c, chunks_lo, op.K);
-      hi[s] = load_chunk<VECTOR>(row_hi, c, chunks_hi, op.K);
-    }
-  }
-};
-
-// The rows of op this block owns: row blocks blockIdx.x, + gridDim.x, ...; a row block is
-// kRowsPerBlock rows of w (kWarps / kKSplit 16-row tiles), each tile's K split over kKSplit warps.
-// `stage` holds the block's first stage of op (row block blockIdx.x, round 0) on entry, and the
-// weight loads run one stage ahead across row blocks too, so a block's stream never drains between
-// them; where the block would issue its last loads of op, it loads the first stage of `following`
-// (the kernel's next GEMV) instead, so that the stream runs on across whatever comes between.
-// stage_x(tile, first_chunk, tile_chunks, stride) fills a shared tile of x, rows 0..M-1, chunks
-// [first_chunk, first_chunk + tile_chunks), zero past K (with cp.async, or directly); a single
-// tile of x is staged once for all the block's row blocks. NT: 8-row tiles of x (M <= 8 NT).
-template <int NT, bool VECTOR, typename StageX>
-__device__ __forceinline__ void gemv_rows(const GemvOp& op, int M, WeightStage<VECTOR>& stage, uint4* x_tiles,
-                                          float (&partial)[kWarps][NT * 4][32], const StageX& stage_x, const GemvOp* following) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int split = warp % kKSplit;
   const int tile_row = (warp / kKSplit) * kRowsPerTile;  // this warp's 16-row tile in its row block
-  const int rounds = (op.K + kRoundK - 1) / kRoundK;
-  const int tiles = (rounds + op.tile_rounds - 1) / op.tile_rounds;
-  const int tile_chunks = op.tile_rounds * kRoundChunks;
+  const int chunks = (K + kChunk - 1) / kChunk;
+  const int rounds = (K + kRoundK - 1) / kRoundK;
+  const int tiles = (rounds + tile_rounds - 1) / tile_rounds;
+  const int tile_chunks = tile_rounds * kRoundChunks;
   const int stride = tile_chunks + kRowPadChunks;
-  const int row_blocks = (op.N + kRowsPerBlock - 1) / kRowsPerBlock;
+  const int row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
   // this thread's first chunk in round r is r * kRoundChunks + chunk_in_round (+ 4 per step)
   const int chunk_in_round = split * (kStageK / kChunk) + t;
 
-  int rb = blockIdx.x;
-  if (rb >= row_blocks) {  // no rows of op here
-    if (following != nullptr) stage.load(*following, blockIdx.x, 0);
-    return;
-  }
+  // this thread's part of (row block rb, round r): weight rows g and g + 8 of its tile; rows
+  // past N read nothing (their chunk limit is 0) and are never stored
+  uint4 next_lo[kStageSteps], next_hi[kStageSteps];
+  auto load_stage = [&](int rb, int r) {
+    const int n = rb * kRowsPerBlock + tile_row + g;
+    const bf16* row_lo = w + (size_t)min(n, N - 1) * K;
+    const bf16* row_hi = w + (size_t)min(n + 8, N - 1) * K;
+    const int chunks_lo = n < N ? chunks : 0, chunks_hi = n + 8 < N ? chunks : 0;
+#pragma unroll
+    for (int s = 0; s < kStageSteps; ++s) {
+      const int c = r * kRoundChunks + chunk_in_round + s * (kStepK / kChunk);
+      next_lo[s] = load_chunk<VECTOR>(row_lo, c, chunks_lo, K);
+      next_hi[s] = load_chunk<VECTOR>(row_hi, c, chunks_hi, K);
+    }
+  };
   auto stage_tile = [&](int tile, int buffer) {
-    stage_x(x_tiles + buffer * M * stride, tile * tile_chunks, tile_chunks, stride);
+    stage_x<VECTOR>(x_tiles + buffer * M * stride, x, M, K, chunks, tile * tile_chunks, tile_chunks, stride);
     cp_async_commit();
   };
+
+  int rb = blockIdx.x;
+  load_stage(rb, 0);  // weights only: in flight while the kernel before this one finishes
+  wait_for_prerequisites();
   stage_tile(0, 0);
-  int buffer = 0;  // the buffer of x_tiles that holds the tile used next
+  int buffer = 0;     // the buffer of x_tiles that holds the tile used next
   for (; rb < row_blocks; rb += gridDim.x) {
     const int next_rb = rb + gridDim.x;
     float acc[NT][4] = {};
@@ -235,17 +215,15 @@ __device__ __forceinline__ void gemv_rows(const GemvOp& op, int M, WeightStage<V
       }
       __syncthreads();  // this tile of x is in shared memory for every thread
       const uint4* x_tile = x_tiles + buffer * M * stride;
-      const int round_end = min(rounds, (tile + 1) * op.tile_rounds);
+      const int round_end = min(rounds, (tile + 1) * tile_rounds);
       for (; r < round_end; ++r) {
         uint4 lo[kStageSteps], hi[kStageSteps];
 #pragma unroll
-        for (int s = 0; s < kStageSteps; ++s) lo[s] = stage.lo[s], hi[s] = stage.hi[s];
-        // the next stage: this row block's next round, or the next row block's first, or the
-        // following GEMV's first
+        for (int s = 0; s < kStageSteps; ++s) lo[s] = next_lo[s], hi[s] = next_hi[s];
+        // the next stage: this row block's next round, or the next row block's first
         const bool last_round = r + 1 == rounds;
-        if (!last_round || next_rb < row_blocks) stage.load(op, last_round ? next_rb : rb, last_round ? 0 : r + 1);
-        else if (following != nullptr) stage.load(*following, blockIdx.x, 0);
-        const int tile_chunk = (r - tile * op.tile_rounds) * kRoundChunks + chunk_in_round;
+        if (!last_round || next_rb < row_blocks) load_stage(last_round ? next_rb : rb, last_round ? 0 : r + 1);
+        const int tile_chunk = (r - tile * tile_rounds) * kRoundChunks + chunk_in_round;
 #pragma unroll
         for (int s = 0; s < kStageSteps; ++s) {
 #pragma unroll
@@ -278,34 +256,11 @@ __device__ __forceinline__ void gemv_rows(const GemvOp& op, int M, WeightStage<V
           for (int s = 1; s < kKSplit; ++s) sum += partial[warp + s][nt * 4 + i][lane];
           // accumulator i: weight row g (+ 8 for i >= 2) of the tile, x row 2t + (i & 1) of this 8-row tile
           const int n = rb * kRowsPerBlock + tile_row + g + (i >> 1) * 8, m = nt * 8 + 2 * t + (i & 1);
-          if (n < op.N && m < M) op.out[(size_t)m * op.N + n] = round_bf16(sum);
+          if (n < N && m < M) out[(size_t)m * N + n] = round_bf16(sum);
         }
       }
     }
   }
-}
-
-// x's rows 0..M-1 as they are, into a shared tile (gemv_rows's stage_x)
-template <bool VECTOR>
-struct CopyX {
-  const bf16* x;
-  int M, K;
-  __device__ __forceinline__ void operator()(uint4* tile, int first, int tile_chunks, int stride) const {
-    stage_x<VECTOR>(tile, x, M, K, (K + kChunk - 1) / kChunk, first, tile_chunks, stride);
-  }
-};
-
-// One GEMV: out[M, N] = x[M, K] @ w[N, K]^T. VECTOR: rows of w and x are 16-byte aligned (K % 8 == 0).
-template <int NT, bool VECTOR>
-__global__ void __launch_bounds__(kThreads, kBlocksPerSm)
-    gemv_kernel(bf16* __restrict__ out, const bf16* __restrict__ x, const bf16* __restrict__ w, int M, int N, int K, int tile_rounds) {
-  extern __shared__ __align__(16) uint4 x_tiles[];
-  __shared__ float partial[kWarps][NT * 4][32];
-  const GemvOp op{out, w, N, K, tile_rounds};
-  WeightStage<VECTOR> stage;
-  stage.load(op, blockIdx.x, 0);  // weights only: in flight while the kernel before this one finishes
-  wait_for_prerequisites();
-  gemv_rows<NT, VECTOR>(op, M, stage, x_tiles, partial, CopyX<VECTOR>{x, M, K}, nullptr);
 }
 
 // ---- launchers ----

@@ -103,9 +103,6 @@ int tsr_event_destroy(tsr_context* ctx, void* event);
 int tsr_embedding(tsr_context* ctx, tsr_bf16* out, const int32_t* ids, const tsr_bf16* table, int T, int H, int vocabStart, int vocabEnd);
 /* gemm.cu: out[M,N] = x[M,K] @ w[N,K]^T (cuBLAS, f32 accumulation) */
 int tsr_matmul(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* x, const tsr_bf16* w, int M, int N, int K);
-/* gemm.cu: out[T,H] = (silu(gate) * up) @ wDown^T where gateUp[T,2I] = x @ wGateUp^T (gate, then up); gateUp and activation[T,I]
- * are its workspace (a decode batch's fused kernel leaves activation unwritten) */
-int tsr_gated_mlp(tsr_context* ctx, tsr_bf16* out, tsr_bf16* gateUp, tsr_bf16* activation, const tsr_bf16* x, const tsr_bf16* wGateUp, const tsr_bf16* wDown, int T, int H, int I);
 /* linear.cu: x[m,n] += bias[n] */
 int tsr_add_bias(tsr_context* ctx, tsr_bf16* x, const tsr_bf16* bias, int M, int N);
 /* norm.cu: out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w; out may alias x */

@@ -18,8 +18,6 @@
  * - Arguments are passed positionally in the order: tensors, then scalars.
  * - `split` names the shape role a provider may partition across threads (each part runs
  *   the kernel on `[begin, end)` of that role); kernels without `split` run whole.
- * - `composition` states a kernel in terms of others: a provider without a kernel of its own
- *   for it runs the composition (the WASM provider), one with a kernel must compute the same.
  */
 
 export type DType = "float" | "f32" | "i32"
@@ -32,14 +30,10 @@ export interface TensorArg {
   readonly out?: boolean
 }
 
-/** Kernels by name, untyped: what a composition calls (the catalog's own types come after it). */
-export type KernelCalls = Readonly<Record<string, (...args: number[]) => void>>
-
 export interface KernelSpec {
   readonly tensors: ReadonlyArray<TensorArg>
   readonly scalars: ReadonlyArray<string>
   readonly split?: string
-  readonly composition?: (kernels: KernelCalls, args: ReadonlyArray<number>) => void
   readonly doc: string
 }
 
@@ -103,26 +97,6 @@ export const catalog = {
     tensors: [float("out", ["T", "I"], true), float("gateUp", ["T", "2I"])],
     scalars: ["T", "I"],
     split: "T"
-  },
-  gated_mlp: {
-    doc:
-      "out[T,H] = activation @ wDown^T, where gateUp[T,2I] = x @ wGateUp^T (gate, then up) and activation = silu_mul(gateUp): " +
-      "the MLP in one call, so that a provider may run it as one kernel (CUDA, decode batches: the down projection's weights " +
-      "stream in while the gate_up GEMV finishes). gateUp and activation are its workspace; a fused kernel may leave activation unwritten",
-    tensors: [
-      float("out", ["T", "H"], true),
-      float("gateUp", ["T", "2I"], true),
-      float("activation", ["T", "I"], true),
-      float("x", ["T", "H"]),
-      float("wGateUp", ["2I", "H"]),
-      float("wDown", ["H", "I"])
-    ],
-    scalars: ["T", "H", "I"],
-    composition: (k, [out, gateUp, activation, x, wGateUp, wDown, T, H, I]) => {
-      k.matmul(gateUp, x, wGateUp, T, 2 * I, H)
-      k.silu_mul(activation, gateUp, T, I)
-      k.matmul(out, activation, wDown, T, H, I)
-    }
   },
   kv_write: {
     doc: "kCache[slots[t]] = k[t]; vCache[slots[t]] = v[t] (slots < 0 are skipped: padding)",

@@ -29,10 +29,6 @@ export const loadMlp = (loader: WeightLoader, config: ModelConfig, prefix: strin
 /** out = down(silu(gate(x)) * up(x)) */
 export const mlp = (kernels: Kernels, w: MlpWeights, gateUp: number, activation: number, tokens: number, input: number, out: number): void => {
   const intermediate = w.down.inFeatures
-  if (w.gateUp.bias === undefined && w.down.bias === undefined) {
-    kernels.gated_mlp(out, gateUp, activation, input, w.gateUp.weight, w.down.weight, tokens, w.down.outFeatures, intermediate)
-    return
-  }
   applyLinear(kernels, gateUp, input, tokens, w.gateUp)
   kernels.silu_mul(activation, gateUp, tokens, intermediate)
   applyLinear(kernels, out, activation, tokens, w.down)

@@ -7,7 +7,7 @@
  * Either way a kernel call is a plain synchronous function call.
  */
 import { readFileSync } from "node:fs"
-import { catalog, type KernelCalls, type KernelName, type KernelSpec, type Kernels, kernelArity } from "../catalog.ts"
+import { catalog, type KernelName, type Kernels, kernelArity } from "../catalog.ts"
 import type { KernelProvider } from "../provider.ts"
 import { ensureKernelModule, maxMemoryPages } from "./build.ts"
 import { maxArgs } from "./control.ts"
@@ -66,10 +66,7 @@ export async function createWasmProvider(options: WasmProviderOptions = {}): Pro
 
   const kernels = {} as Record<KernelName, Export>
   Object.keys(catalog).forEach((name, index) => {
-    const compose = (catalog[name as KernelName] as KernelSpec).composition
-    kernels[name as KernelName] = compose
-      ? (...args: number[]) => compose(kernels as KernelCalls, args)
-      : bindKernel(name as KernelName, index, exports[name], memory, pool, minSplitWork)
+    kernels[name as KernelName] = bindKernel(name as KernelName, index, exports[name], memory, pool, minSplitWork)
   })
 
   return {
