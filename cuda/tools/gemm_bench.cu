@@ -458,6 +458,53 @@ bool bench_layer(const Device& d, const Layer& layer, const Ceilings& ceilings, 
   return ok;
 }
 
+// ---- where a GEMV's time goes: a fixed cost a call, and the last wave ----
+
+// The GEMV at M = 1 over N = 16 x SMs x f rows for whole and fractional waves f: a straight line
+// through the whole waves (time = fixed + bytes / bandwidth, least squares) gives what a call costs
+// beyond its bytes; a fractional wave's excess over the line is what its uneven last wave costs.
+void sweep_waves(const Device& d, size_t l2_bytes) {
+  const double waves[] = {0.5, 1, 1.5, 2, 2.5, 3, 4, 6, 8, 12, 16};
+  for (int K : {4096, 14336}) {
+    std::printf("\nGEMV M=1, K=%d: time against rows (row blocks of 16; %d SMs)\n%8s %8s %10s %8s %8s\n", K, d.sm_count, "N", "waves", "us",
+                "GB/s", "excess");
+    std::vector<double> n_of, us_of;
+    for (double f : waves) {
+      const int N = (int)(f * d.sm_count) * 16;
+      const size_t weight_bytes = (size_t)N * K * sizeof(bf16);
+      const int copies = (int)std::max<size_t>(2, (3 * l2_bytes + weight_bytes - 1) / weight_bytes);
+      std::vector<bf16*> w(copies);
+      for (auto& copy : w) {
+        copy = device_bf16(d.ctx, (size_t)N * K);
+        TSR_OK_OR_DIE(tsr_fill_uniform(d.ctx, copy, N, K, K, 0, 1, 0.f, 1.f / std::sqrt((float)K)));
+      }
+      bf16* x = device_bf16(d.ctx, K);
+      TSR_OK_OR_DIE(tsr_fill_uniform(d.ctx, x, 1, K, K, 0, 2, 0.f, 1.f));
+      bf16* out = device_bf16(d.ctx, N);
+      StreamClock clock(d.stream, 2 * kSamples);
+      us_of.push_back(median_us(clock, [&](int i) { gemv(d, out, x, w[i % copies], 1, N, K); }));
+      n_of.push_back(N);
+      for (bf16* copy : w) TSR_OK_OR_DIE(tsr_free(d.ctx, copy));
+      TSR_OK_OR_DIE(tsr_free(d.ctx, x));
+      TSR_OK_OR_DIE(tsr_free(d.ctx, out));
+    }
+    // the line through the whole waves of 2 and more
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    int count = 0;
+    for (size_t i = 0; i < n_of.size(); ++i) {
+      if (waves[i] < 2 || waves[i] != std::floor(waves[i])) continue;
+      const double bytes = n_of[i] * K * 2.0;
+      sx += bytes, sy += us_of[i], sxx += bytes * bytes, sxy += bytes * us_of[i], ++count;
+    }
+    const double slope = (count * sxy - sx * sy) / (count * sxx - sx * sx), fixed = (sy - slope * sx) / count;
+    for (size_t i = 0; i < n_of.size(); ++i) {
+      const double bytes = n_of[i] * K * 2.0;
+      std::printf("%8.0f %8.1f %10.2f %8.0f %8.2f\n", n_of[i], waves[i], us_of[i], bytes / us_of[i] / 1e3, us_of[i] - (fixed + slope * bytes));
+    }
+    std::printf("fit over whole waves >= 2: %.2f us a call + bytes at %.0f GB/s\n", fixed, 1e-3 / slope);
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -484,6 +531,7 @@ int main() {
   std::printf("time: median of %d samples of %d back-to-back calls; GB/s of weight bytes; %% of the copy ceiling\n\n", kSamples,
               kCallsPerSample);
 
+  sweep_waves(d, props.l2CacheSize);
   bool ok = check_odd_shapes(d);
 
   const Layer layers[] = {{"qkv", 4096, 6144}, {"o", 4096, 4096}, {"gate_up", 4096, 28672}, {"down", 14336, 4096}, {"lm_head", 4096, 128256}};
