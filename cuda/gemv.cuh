@@ -5,11 +5,11 @@
 // bandwidth unused at M = 1 (68% of the copy bandwidth on H100 for 4096 x 4096, bench/results).
 // This kernel is built around the stream:
 //
-// - w is read once, in 16-byte copies into shared memory that skip L1 (cp.async.cg: nothing reads
-//   a weight twice), into a ring of stages: three stages (96 KB an SM) in flight while the fourth
-//   is multiplied; persistent blocks (one per SM) carry that stream from one block of rows to the
-//   next without draining it.
-// - x is staged in shared memory: once per block when it fits, else one part of K at a time.
+// - w is read once, in 16-byte loads that skip L1 (ld.global.nc.L1::no_allocate: nothing reads a
+//   weight twice), 8 KB per warp in flight, issued a stage ahead of the math; persistent blocks
+//   (one per SM) carry that stream from one block of rows to the next without draining it.
+// - x is staged in shared memory with cp.async: once per block when it fits, else in two
+//   alternating tiles along K.
 // - The products run on tensor cores (mma.sync m16n8k16, bf16 in, f32 accumulate) with the
 //   weights as the 16-row A operand and x as the 8-column B operand ("swap AB"): one mma covers
 //   up to 8 rows of x, so M = 1..8 all cost what M = 1 does. On CUDA cores, M = 8 would need
@@ -55,41 +55,34 @@ constexpr int kRowsPerTile = 16;                                  // the mma's M
 constexpr int kRowsPerBlock = kRowsPerTile * (kWarps / kKSplit);  // 16: a row block
 constexpr int kChunk = 8;                                         // bf16 per 16-byte load
 constexpr int kStepK = 32;                                        // k per step: 4 threads x 8
-// k32 steps per stage: a warp's stage is 16 rows x 256 bytes (two whole 128-byte lines per row),
-// 4 KB per warp, 32 KB per SM.
-#ifndef TSR_GEMV_STAGE_STEPS
-#define TSR_GEMV_STAGE_STEPS 4
-#endif
-constexpr int kStageSteps = TSR_GEMV_STAGE_STEPS;
-constexpr int kStageK = kStepK * kStageSteps;                     // 128
-constexpr int kRoundK = kStageK * kKSplit;                        // 1024: one stage of every split
-constexpr int kRoundChunks = kRoundK / kChunk;                    // 128
-// Stages in shared memory, a ring: each thread copies its own fragments of a stage there
-// (cp.async) and reads back only those, so no barrier guards the ring, and kRingStages - 1 stages
-// are in flight while one is used: 96 KB per SM. Held in registers, one stage ahead (64 KB), the
-// stream reached 89% of the read bandwidth on H200 (lm_head; 4.5 TB/s wants about 4.5 MB/us x
-// ~2 us loaded latency = 9 MB in flight, 68 KB per SM): a register can be refilled only once its
-// load has landed, so one stage in registers is also all that is in flight.
-#ifndef TSR_GEMV_RING
-#define TSR_GEMV_RING 4
-#endif
-constexpr int kRingStages = TSR_GEMV_RING;
-constexpr int kStageBytes = kThreads * kStageSteps * 2 * 16;      // 32 KB
-constexpr int kRingBytes = kRingStages * kStageBytes;             // 128 KB
-// One block per SM: the grid is persistent, each block keeping its stream going from one row block
+// k32 steps per stage. A warp's loads for one stage, 16 rows x 512 bytes (four whole 128-byte
+// lines per row), are in flight together, and the next stage's are issued before this one's mmas:
+// 8 KB per warp, 64 KB per SM. Little's law wants about 3 TB/s x ~1 us = 3 MB in flight, 23 KB
+// per SM, so a 4096-row layer (128 row blocks: 128 SMs busy) still has ~2.7x that.
+constexpr int kStageSteps = 8;
+constexpr int kStageK = kStepK * kStageSteps;                     // 256
+constexpr int kRoundK = kStageK * kKSplit;                        // 2048: one stage of every split
+constexpr int kRoundChunks = kRoundK / kChunk;                    // 256
+// The two stage buffers are 128 registers a thread (~180 in all), so one block of 8 warps fits an
+// SM: the grid is persistent, one block per SM, each keeping its stream going from one row block
 // to the next (a fresh block would start with nothing in flight).
 constexpr int kBlocksPerSm = 1;
 // a row of x in shared memory is padded by 64 bytes so that the two rows one quarter-warp reads
 // (4 threads per row, 16 bytes each) fall in different banks
 constexpr int kRowPadChunks = 4;
-// Dynamic shared memory for x, beside the ring (a block may have 227 KB; `partial` takes up to 8):
-// up to this much (88 KB with the default ring) holds all of K in one tile (M = 1: K <= 45000;
-// M = 8: K <= 5600), staged once per block; past it, one tile of it is refilled for each part of
-// K and each row block.
-constexpr int kMaxSharedBytes = (216 << 10) - kRingBytes;
-static_assert(kMaxSharedBytes >= (16 << 10), "the ring leaves too little shared memory for x");
+// Dynamic shared memory for x (one block per SM leaves the SM's 228 KB to it): up to this much
+// holds all of K in one tile (M = 8: K <= 10240), staged once per block; past it, two tiles of up
+// to half of it alternate, refilled for each row block.
+constexpr int kMaxSharedBytes = 192 << 10;
 
 // ---- kernels ----
+
+// 16 bytes of weights, read once: not kept in L1
+__device__ __forceinline__ uint4 load_streaming(const bf16* p) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
 
 // bf16 elements k..k+7 of `row` packed as one 16-byte chunk, those at or past K zero: for rows
 // that are not 16-byte aligned (K % 8 != 0, or an offset pointer)
@@ -101,6 +94,18 @@ __device__ __forceinline__ uint4 load_chunk_scalar(const bf16* row, int k, int K
   return make_uint4(e[0] | e[1] << 16, e[2] | e[3] << 16, e[4] | e[5] << 16, e[6] | e[7] << 16);
 }
 
+// chunk `chunk` (elements 8 chunk .. 8 chunk + 7) of a row of K elements; zero past the row
+template <bool VECTOR>
+__device__ __forceinline__ uint4 load_chunk(const bf16* row, int chunk, int chunks, int K) {
+  if (chunk >= chunks) return make_uint4(0, 0, 0, 0);
+  if constexpr (VECTOR) return load_streaming(row + (size_t)chunk * kChunk);
+  else return load_chunk_scalar(row, chunk * kChunk, K);
+}
+
+__device__ __forceinline__ void cp_async_16(void* shared, const void* global) {
+  const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(address), "l"(global) : "memory");
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int PENDING>
 __device__ __forceinline__ void cp_async_wait() {
@@ -126,44 +131,35 @@ __device__ __forceinline__ void mma_step(float (&acc)[4], uint4 lo, uint4 hi, ui
   mma_16x8x16(acc, lo.z, hi.z, lo.w, hi.w, x8.z, x8.w);
 }
 
-// 16 bytes from global memory into shared memory, asynchronously; zeros where !valid (nothing read)
-__device__ __forceinline__ void cp_async_16_or_zero(void* shared, const void* global, bool valid) {
-  const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(address), "l"(global), "r"(valid ? 16 : 0) : "memory");
-}
-
-// Rows 0..M-1 of x, chunks [first, first + tile_chunks), into a shared tile of row stride `stride`
-// chunks, zero past K; loaded and stored directly (the cp.async groups are the weights').
+// Rows 0..M-1 of x, chunks [first, first + tile_chunks), into a shared tile of row stride
+// `stride` chunks; chunks past K zero. Only the M real rows are stored: the mma's B columns for
+// rows >= M are zeros made in registers.
 template <bool VECTOR>
-__device__ __forceinline__ void stage_x_now(uint4* tile, const bf16* x, int M, int K, int first, int tile_chunks, int stride) {
-  const int chunks = (K + kChunk - 1) / kChunk;
+__device__ __forceinline__ void stage_x(uint4* tile, const bf16* x, int M, int K, int chunks, int first, int tile_chunks, int stride) {
   for (int m = 0; m < M; ++m) {
     const bf16* row = x + (size_t)m * K;
     for (int i = threadIdx.x; i < tile_chunks; i += kThreads) {
       const int c = first + i;
-      uint4 v = make_uint4(0, 0, 0, 0);
-      if (c < chunks) {
-        if constexpr (VECTOR) v = *reinterpret_cast<const uint4*>(row + (size_t)c * kChunk);
-        else v = load_chunk_scalar(row, c * kChunk, K);
+      if constexpr (VECTOR) {
+        if (c < chunks) cp_async_16(&tile[m * stride + i], row + (size_t)c * kChunk);
+        else tile[m * stride + i] = make_uint4(0, 0, 0, 0);
+      } else {
+        tile[m * stride + i] = c < chunks ? load_chunk_scalar(row, c * kChunk, K) : make_uint4(0, 0, 0, 0);
       }
-      tile[m * stride + i] = v;
     }
   }
 }
 
 // A persistent block walks row blocks blockIdx.x, + gridDim.x, ...; a row block is kRowsPerBlock
-// rows of w (kWarps / kKSplit 16-row tiles), each tile's K split over kKSplit warps. The block's
-// work is a sequence of items (row block, round of K); the weights of item i + kRingStages - 1
-// are copied into the ring while item i is multiplied, across row blocks too, so a block's stream
-// never drains between them. The x tile is staged once per block where all of K fits.
+// rows of w (kWarps / kKSplit 16-row tiles), each tile's K split over kKSplit warps. The weight loads run one
+// stage ahead across row blocks too, so a block's stream never drains between them, and a single
+// tile of x is staged once per block for all its row blocks.
 // NT: 8-row tiles of x (M <= 8 NT). VECTOR: rows of w and x are 16-byte aligned (K % 8 == 0).
 // tile_rounds: rounds of K (kRoundK each: one stage of every split) per shared tile of x.
 template <int NT, bool VECTOR>
 __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
     gemv_kernel(bf16* __restrict__ out, const bf16* __restrict__ x, const bf16* __restrict__ w, int M, int N, int K, int tile_rounds) {
-  extern __shared__ __align__(16) uint4 shared[];
-  uint4* ring = shared;                            // [kRingStages][kStageSteps][lo, hi][kThreads]
-  uint4* x_tile = shared + kRingBytes / sizeof(uint4);
+  extern __shared__ __align__(16) uint4 x_tiles[];
   __shared__ float partial[kWarps][NT * 4][32];
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -176,76 +172,78 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   const int tile_chunks = tile_rounds * kRoundChunks;
   const int stride = tile_chunks + kRowPadChunks;
   const int row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
-  const int my_row_blocks = blockIdx.x < row_blocks ? (row_blocks - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
-  const int items = my_row_blocks * rounds;
   // this thread's first chunk in round r is r * kRoundChunks + chunk_in_round (+ 4 per step)
   const int chunk_in_round = split * (kStageK / kChunk) + t;
 
-  // item i's weights for this thread (rows g and g + 8 of its tile; rows past N and chunks past K
-  // are zeros, read from nowhere) into ring stage `slot`, as one cp.async group (empty past the
-  // last item, so that every wait counts the same groups)
-  auto issue = [&](int item, int slot) {
-    if (item < items) {
-      const int rb = blockIdx.x + (item / rounds) * gridDim.x, r = item % rounds;
-      const int n = rb * kRowsPerBlock + tile_row + g;
-      const bf16* row_lo = w + (size_t)min(n, N - 1) * K;
-      const bf16* row_hi = w + (size_t)min(n + 8, N - 1) * K;
-      uint4* stage = ring + (size_t)slot * kStageSteps * 2 * kThreads + threadIdx.x;
+  // this thread's part of (row block rb, round r): weight rows g and g + 8 of its tile; rows
+  // past N read nothing (their chunk limit is 0) and are never stored
+  uint4 next_lo[kStageSteps], next_hi[kStageSteps];
+  auto load_stage = [&](int rb, int r) {
+    const int n = rb * kRowsPerBlock + tile_row + g;
+    const bf16* row_lo = w + (size_t)min(n, N - 1) * K;
+    const bf16* row_hi = w + (size_t)min(n + 8, N - 1) * K;
+    const int chunks_lo = n < N ? chunks : 0, chunks_hi = n + 8 < N ? chunks : 0;
 #pragma unroll
-      for (int s = 0; s < kStageSteps; ++s) {
-        const int c = r * kRoundChunks + chunk_in_round + s * (kStepK / kChunk);
-        if constexpr (VECTOR) {
-          cp_async_16_or_zero(stage + (2 * s) * kThreads, row_lo + (size_t)min(c, chunks - 1) * kChunk, n < N && c < chunks);
-          cp_async_16_or_zero(stage + (2 * s + 1) * kThreads, row_hi + (size_t)min(c, chunks - 1) * kChunk, n + 8 < N && c < chunks);
-        } else {
-          stage[(2 * s) * kThreads] = n < N && c < chunks ? load_chunk_scalar(row_lo, c * kChunk, K) : make_uint4(0, 0, 0, 0);
-          stage[(2 * s + 1) * kThreads] = n + 8 < N && c < chunks ? load_chunk_scalar(row_hi, c * kChunk, K) : make_uint4(0, 0, 0, 0);
-        }
-      }
+    for (int s = 0; s < kStageSteps; ++s) {
+      const int c = r * kRoundChunks + chunk_in_round + s * (kStepK / kChunk);
+      next_lo[s] = load_chunk<VECTOR>(row_lo, c, chunks_lo, K);
+      next_hi[s] = load_chunk<VECTOR>(row_hi, c, chunks_hi, K);
     }
+  };
+  auto stage_tile = [&](int tile, int buffer) {
+    stage_x<VECTOR>(x_tiles + buffer * M * stride, x, M, K, chunks, tile * tile_chunks, tile_chunks, stride);
     cp_async_commit();
   };
 
-  // weights only: in flight while the kernel before this one finishes
-  for (int p = 0; p < kRingStages - 1; ++p) issue(p, p);
+  int rb = blockIdx.x;
+  load_stage(rb, 0);  // weights only: in flight while the kernel before this one finishes
   wait_for_prerequisites();
-  if (tiles == 1) {
-    stage_x_now<VECTOR>(x_tile, x, M, K, 0, tile_chunks, stride);
-    __syncthreads();
-  }
-
-  float acc[NT][4] = {};
-  for (int item = 0; item < items; ++item) {
-    const int rb = blockIdx.x + (item / rounds) * gridDim.x, r = item % rounds;
-    const int tile = r / tile_rounds;
-    if (tiles > 1 && r % tile_rounds == 0) {  // the next part of x (the first again for a new row block)
-      __syncthreads();
-      stage_x_now<VECTOR>(x_tile, x, M, K, tile * tile_chunks, tile_chunks, stride);
-      __syncthreads();
-    }
-    cp_async_wait<kRingStages - 2>();  // this thread's copies of item's weights have landed
-    issue(item + kRingStages - 1, (item + kRingStages - 1) % kRingStages);  // into the stage item - 1 used
-
-    const uint4* stage = ring + (size_t)(item % kRingStages) * kStageSteps * 2 * kThreads + threadIdx.x;
-    const int tile_chunk = (r - tile * tile_rounds) * kRoundChunks + chunk_in_round;
-#pragma unroll
-    for (int s = 0; s < kStageSteps; ++s) {
-      const uint4 lo = stage[(2 * s) * kThreads], hi = stage[(2 * s + 1) * kThreads];
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        const int m = nt * 8 + g;
-        const uint4 x8 = m < M ? x_tile[m * stride + tile_chunk + s * (kStepK / kChunk)] : make_uint4(0, 0, 0, 0);
-        mma_step(acc[nt], lo, hi, x8);
+  stage_tile(0, 0);
+  int buffer = 0;     // the buffer of x_tiles that holds the tile used next
+  for (; rb < row_blocks; rb += gridDim.x) {
+    const int next_rb = rb + gridDim.x;
+    float acc[NT][4] = {};
+    int r = 0;  // round
+    for (int tile = 0; tile < tiles; ++tile) {
+      // the tile after this one into the other buffer: the next tile of K, or tile 0 again for
+      // the next row block (a single tile stays where it is)
+      if (tiles > 1 && (tile + 1 < tiles || next_rb < row_blocks)) {
+        stage_tile((tile + 1) % tiles, buffer ^ 1);
+        cp_async_wait<1>();
+      } else {
+        cp_async_wait<0>();
       }
+      __syncthreads();  // this tile of x is in shared memory for every thread
+      const uint4* x_tile = x_tiles + buffer * M * stride;
+      const int round_end = min(rounds, (tile + 1) * tile_rounds);
+      for (; r < round_end; ++r) {
+        uint4 lo[kStageSteps], hi[kStageSteps];
+#pragma unroll
+        for (int s = 0; s < kStageSteps; ++s) lo[s] = next_lo[s], hi[s] = next_hi[s];
+        // the next stage: this row block's next round, or the next row block's first
+        const bool last_round = r + 1 == rounds;
+        if (!last_round || next_rb < row_blocks) load_stage(last_round ? next_rb : rb, last_round ? 0 : r + 1);
+        const int tile_chunk = (r - tile * tile_rounds) * kRoundChunks + chunk_in_round;
+#pragma unroll
+        for (int s = 0; s < kStageSteps; ++s) {
+#pragma unroll
+          for (int nt = 0; nt < NT; ++nt) {
+            const int m = nt * 8 + g;
+            const uint4 x8 = m < M ? x_tile[m * stride + tile_chunk + s * (kStepK / kChunk)] : make_uint4(0, 0, 0, 0);
+            mma_step(acc[nt], lo[s], hi[s], x8);
+          }
+        }
+      }
+      __syncthreads();  // every warp is done with this tile before its buffer is refilled
+      if (tiles > 1) buffer ^= 1;
     }
-    if (r + 1 < rounds) continue;
 
-    // The row block's last round: the splits' partial sums, added in split order by the tile's
-    // first warp, then the accumulators start again for the next row block.
+    // The splits' partial sums, added in split order by the tile's first warp. The next row
+    // block writes `partial` only after its first __syncthreads, which these reads precede.
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
 #pragma unroll
-      for (int i = 0; i < 4; ++i) partial[warp][nt * 4 + i][lane] = acc[nt][i], acc[nt][i] = 0.f;
+      for (int i = 0; i < 4; ++i) partial[warp][nt * 4 + i][lane] = acc[nt][i];
     }
     __syncthreads();
     if (split == 0) {
@@ -262,27 +260,24 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
         }
       }
     }
-    __syncthreads();  // `partial` is read before the next row block writes it
   }
-  cp_async_wait<0>();  // no copy outlives the block (the last groups are empty)
 }
 
 // ---- launchers ----
 
-// Rounds of K per shared tile of x, and the dynamic shared memory the kernel takes with it (the
-// ring first): one tile for all of K where it fits in kMaxSharedBytes, else one tile of as many
-// rounds as fit, refilled.
+// Rounds of K per shared tile of x, and the dynamic shared memory that takes: one tile for all of
+// K where it fits in kMaxSharedBytes, else two alternating tiles of at most half of it.
 inline int tile_rounds_for(int M, int K, size_t* shared_bytes) {
   const int rounds = (K + kRoundK - 1) / kRoundK;
   const size_t row_bytes_per_chunk = (size_t)M * sizeof(uint4);
   const size_t whole = row_bytes_per_chunk * ((size_t)rounds * kRoundChunks + kRowPadChunks);
   if (whole <= (size_t)kMaxSharedBytes) {
-    *shared_bytes = kRingBytes + whole;
+    *shared_bytes = whole;
     return rounds;
   }
-  const int fit_chunks = (int)(kMaxSharedBytes / row_bytes_per_chunk) - kRowPadChunks;
-  const int tile_rounds = fit_chunks >= kRoundChunks ? fit_chunks / kRoundChunks : 1;
-  *shared_bytes = kRingBytes + row_bytes_per_chunk * ((size_t)tile_rounds * kRoundChunks + kRowPadChunks);
+  const int half_chunks = (int)((kMaxSharedBytes / 2) / row_bytes_per_chunk) - kRowPadChunks;
+  const int tile_rounds = half_chunks >= kRoundChunks ? half_chunks / kRoundChunks : 1;
+  *shared_bytes = 2 * row_bytes_per_chunk * ((size_t)tile_rounds * kRoundChunks + kRowPadChunks);
   return tile_rounds;
 }
 
@@ -296,7 +291,7 @@ cudaError_t allow_shared_memory() {
   int device = 0;
   if (const cudaError_t error = cudaGetDevice(&device); error != cudaSuccess) return error;
   if (device < kDevices && allowed[device].load(std::memory_order_acquire)) return cudaSuccess;
-  const cudaError_t error = cudaFuncSetAttribute(gemv_kernel<NT, VECTOR>, cudaFuncAttributeMaxDynamicSharedMemorySize, kRingBytes + kMaxSharedBytes);
+  const cudaError_t error = cudaFuncSetAttribute(gemv_kernel<NT, VECTOR>, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSharedBytes);
   if (error == cudaSuccess && device < kDevices) allowed[device].store(true, std::memory_order_release);
   return error;
 }

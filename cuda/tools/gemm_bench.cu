@@ -89,14 +89,7 @@ __global__ void reference_kernel(float* ref, const bf16* x, const bf16* w, int M
   }
 }
 
-// 16 bytes read once, not kept in L1
-__device__ __forceinline__ uint4 load_streaming(const uint4* p) {
-  uint4 v;
-  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
-  return v;
-}
-
-// Reads n 16-byte vectors once, as a stream of weights; the xor only keeps the loads alive.
+// Reads n 16-byte vectors once, as the GEMV reads weights; the xor only keeps the loads alive.
 __global__ void read_kernel(const uint4* p, size_t n, unsigned* sink) {
   unsigned acc = 0;
   const size_t stride = (size_t)gridDim.x * blockDim.x;
@@ -104,12 +97,12 @@ __global__ void read_kernel(const uint4* p, size_t n, unsigned* sink) {
   for (; i + 3 * stride < n; i += 4 * stride) {
     uint4 v[4];
 #pragma unroll
-    for (int u = 0; u < 4; ++u) v[u] = load_streaming(p + i + u * stride);
+    for (int u = 0; u < 4; ++u) v[u] = tsr::gemv::load_streaming(reinterpret_cast<const bf16*>(p + i + u * stride));
 #pragma unroll
     for (int u = 0; u < 4; ++u) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
   }
   for (; i < n; i += stride) {
-    const uint4 v = load_streaming(p + i);
+    const uint4 v = tsr::gemv::load_streaming(reinterpret_cast<const bf16*>(p + i));
     acc ^= v.x ^ v.y ^ v.z ^ v.w;
   }
   if (acc == 0x9e3779b9u) *sink = acc;
