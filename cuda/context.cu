@@ -1,5 +1,6 @@
 // The context (device, stream, cuBLAS handle) and error reporting.
 #include <cstdarg>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -56,6 +57,8 @@ extern "C" int tsr_context_create(int device, tsr_context** out) {
     ctx->decode_blocks_per_sm = per_sm == nullptr ? 1 : atoi(per_sm);
     const char* overlap = getenv("TSR_OVERLAP_LAUNCHES");
     ctx->overlap_launches = overlap == nullptr || strcmp(overlap, "0") != 0;
+    const char* gemv_mb = getenv("TSR_GEMV_MAX_MB");
+    ctx->gemv_max_bytes = gemv_mb == nullptr ? SIZE_MAX : (size_t)atol(gemv_mb) << 20;
     ctx->attention_scratch_floats = size_t(4) << 20;  // 16 MiB: far more than a split small batch needs
     status = check(cudaMalloc(&ctx->attention_scratch, ctx->attention_scratch_floats * sizeof(float)), "cudaMalloc (attention scratch)");
   }
