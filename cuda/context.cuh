@@ -31,7 +31,7 @@ struct tsr_context {
   int overlap_launches;
   int sm_count;
   // decode-sized matmuls (M <= 8) go to the GEMV where w has at most this many bytes, to cuBLAS
-  // above it (TSR_GEMV_MAX_MB)
+  // above it (TSR_GEMV_MAX_MB, default 64)
   size_t gemv_max_bytes;
   // the sampler's per-row work arrays (sampler.cu), grown to the largest call and kept: at batch
   // 256 they are 690 MB, which an allocation per call mapped and released every step

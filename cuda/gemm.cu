@@ -26,7 +26,8 @@ namespace {
 // copy bandwidth at M = 8 for 4096 -> 14336 on H100 (bench/results/gpu-kernels-*): kept on
 // cuBLAS until cuda/build/gemm_bench shows the GEMV ahead there too (it times both at M = 16).
 // Batch invariance holds on each side of this line, not across it: a row's bits at M = 9 are
-// cuBLAS's, not the GEMV's.
+// cuBLAS's, not the GEMV's. Large weights go to cuBLAS at every M (ctx->gemv_max_bytes: on H200
+// it streams them faster), where a row's bits may depend on M.
 constexpr int kGemvCrossoverRows = 8;
 static_assert(kGemvCrossoverRows <= tsr::kGemvMaxRows, "gemv.cuh takes at most kGemvMaxRows rows");
 
