@@ -7,16 +7,11 @@
 #include <new>
 
 #include "context.cuh"
+#include "gemv.cuh"
 
 namespace {
 // per thread, as errno: a Bun worker's failure never overwrites the main thread's message
 thread_local char last_error[1024] = "";
-// Decode-sized matmuls whose weights are larger than this go to cuBLAS, not the GEMV: on H200,
-// alternating in one call, 64 MB (the GEMV for Llama-3-8B's qkv and o, cuBLAS for gate_up, down
-// and lm_head) made the decode step 6.6% faster at batch 1 and 13% at batch 8 than the GEMV for
-// all, and all to cuBLAS 4.5% and 12% (bench/README.md); cuBLAS streams the large weights at
-// 4.2-4.4 TB/s there, the GEMV at 3.6-3.9.
-constexpr long kGemvMaxMb = 64;
 }  // namespace
 
 namespace tsr {
@@ -64,7 +59,7 @@ extern "C" int tsr_context_create(int device, tsr_context** out) {
     const char* overlap = getenv("TSR_OVERLAP_LAUNCHES");
     ctx->overlap_launches = overlap == nullptr || strcmp(overlap, "0") != 0;
     const char* gemv_mb = getenv("TSR_GEMV_MAX_MB");
-    ctx->gemv_max_bytes = (size_t)(gemv_mb == nullptr ? kGemvMaxMb : atol(gemv_mb)) << 20;
+    ctx->gemv_max_bytes = (size_t)(gemv_mb == nullptr ? tsr::kGemvMaxMb : atol(gemv_mb)) << 20;
     ctx->attention_scratch_floats = size_t(4) << 20;  // 16 MiB: far more than a split small batch needs
     status = check(cudaMalloc(&ctx->attention_scratch, ctx->attention_scratch_floats * sizeof(float)), "cudaMalloc (attention scratch)");
   }

@@ -36,6 +36,13 @@ namespace tsr {
 // the most rows of x one launch takes: two 8-column mma tiles
 constexpr int kGemvMaxRows = 16;
 
+// Decode-sized matmuls whose weights are larger than this go to cuBLAS, not the GEMV
+// (tsr_matmul; TSR_GEMV_MAX_MB overrides it): on H200, alternating in one call, 64 MB (the GEMV
+// for Llama-3-8B's qkv and o, cuBLAS for gate_up, down and lm_head) made the decode step 6.6%
+// faster at batch 1 and 13% at batch 8 than the GEMV for all, and all to cuBLAS 4.5% and 12%
+// (bench/README.md); cuBLAS streams the large weights at 4.1-4.4 TB/s there, the GEMV at 3.6-3.9.
+constexpr long kGemvMaxMb = 64;
+
 // Internal linkage: the library and a tool that includes this header (gemm_bench) each keep their
 // own kernels. With external linkage the dynamic linker binds the library's references to the
 // tool's template instances, and the library's cudaFuncSetAttribute then names a kernel its own
