@@ -270,6 +270,136 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   }
 }
 
+// ---- the same GEMV with its weights brought by the tensor memory accelerator ----
+//
+// gemv_kernel's weight stream is one 16-byte load per thread and row piece, held in registers:
+// a stage can be refilled only once it has landed, so one stage (64 KB an SM) is all that is in
+// flight, and the stream runs at about 4.0 of H200's 4.5 TB/s (gemm_bench). Here each warp's
+// stage (16 rows x 512 bytes) comes as 16 bulk copies (cp.async.bulk, one per row piece) into a
+// ring of two slots of shared memory that the warp alone uses, signalled by an mbarrier a slot;
+// the warp reads a landed slot into registers and refills it at once, so two stages (128 KB an
+// SM) are in flight while it multiplies. Same k order, same mmas: the same bits as gemv_kernel.
+// For M <= 8, K a multiple of kRoundK and all of x in one tile.
+constexpr int kBulkSlots = 2;
+constexpr int kBulkPitch = kStageK * 2 + 64;  // bytes a row piece takes: 64 more, so that rows g and g + 1 fall in different banks
+constexpr int kBulkWarpSlotBytes = kRowsPerTile * kBulkPitch;                    // 9216
+constexpr int kBulkRingBytes = kWarps * kBulkSlots * kBulkWarpSlotBytes;        // 147456
+constexpr int kBulkMaxXBytes = (220 << 10) - kBulkRingBytes;
+
+__device__ __forceinline__ uint32_t mma_shared_address(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+__device__ __forceinline__ void mbarrier_init(uint32_t bar) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbarrier_expect(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbarrier_wait(uint32_t bar, uint32_t parity) {
+  uint32_t done = 0;
+  do {
+    asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
+                 : "=r"(done)
+                 : "r"(bar), "r"(parity)
+                 : "memory");
+  } while (!done);
+}
+__device__ __forceinline__ void bulk_copy(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst), "l"(src), "r"(bytes),
+               "r"(bar)
+               : "memory");
+}
+
+__global__ void __launch_bounds__(kThreads, kBlocksPerSm)
+    gemv_bulk_kernel(bf16* __restrict__ out, const bf16* __restrict__ x, const bf16* __restrict__ w, int M, int N, int K) {
+  extern __shared__ __align__(128) unsigned char bulk_shared[];
+  __shared__ float partial[kWarps][4][32];
+  __shared__ __align__(8) uint64_t bars[kWarps][kBulkSlots];
+
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int split = warp;  // kKSplit == kWarps: every warp one split of the block's one tile
+  const int rounds = K / kRoundK;
+  const int row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
+  const int my_row_blocks = (row_blocks - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x;
+  const int items = my_row_blocks * rounds;
+  const uint32_t ring = mma_shared_address(bulk_shared) + warp * kBulkSlots * kBulkWarpSlotBytes;
+  const uint4* x_tile = reinterpret_cast<const uint4*>(bulk_shared + kBulkRingBytes);
+  const int stride = rounds * kRoundChunks + kRowPadChunks;  // x_tile's row stride in chunks
+  const uint32_t bar0 = mma_shared_address(&bars[warp][0]);
+
+  if (lane == 0) {
+    for (int s = 0; s < kBulkSlots; ++s) mbarrier_init(bar0 + 8 * s);
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncwarp();
+
+  // item i (row block, round) of this warp's split into slot i % kBulkSlots: row n's piece
+  // [r kRoundK + split kStageK, + kStageK) of k; rows past N are not copied (their products
+  // land only in outputs that are never stored)
+  auto issue = [&](int item) {
+    if (item >= items) return;
+    const int rb = blockIdx.x + (item / rounds) * gridDim.x, r = item % rounds;
+    const int rows = min(kRowsPerTile, N - rb * kRowsPerBlock);
+    const uint32_t bar = bar0 + 8 * (item % kBulkSlots);
+    if (lane == 0) mbarrier_expect(bar, rows * kStageK * 2);
+    __syncwarp();
+    if (lane < rows) {
+      const bf16* src = w + (size_t)(rb * kRowsPerBlock + lane) * K + (size_t)r * kRoundK + split * kStageK;
+      bulk_copy(ring + (item % kBulkSlots) * kBulkWarpSlotBytes + lane * kBulkPitch, src, kStageK * 2, bar);
+    }
+  };
+  for (int i = 0; i < kBulkSlots; ++i) issue(i);  // weights only: before the kernel before this one is done
+
+  wait_for_prerequisites();
+  // all of x, rows 0..M-1, once
+  const int chunks = K / kChunk;
+  for (int m = 0; m < M; ++m) {
+    for (int c = threadIdx.x; c < chunks + kRowPadChunks; c += kThreads) {
+      const_cast<uint4*>(x_tile)[m * stride + c] = c < chunks ? *reinterpret_cast<const uint4*>(x + (size_t)m * K + (size_t)c * kChunk) : make_uint4(0, 0, 0, 0);
+    }
+  }
+  __syncthreads();
+
+  float acc[4] = {};
+  for (int item = 0; item < items; ++item) {
+    const int rb = blockIdx.x + (item / rounds) * gridDim.x, r = item % rounds;
+    const int slot = item % kBulkSlots;
+    mbarrier_wait(bar0 + 8 * slot, (item / kBulkSlots) & 1);
+    const unsigned char* piece = bulk_shared + warp * kBulkSlots * kBulkWarpSlotBytes + slot * kBulkWarpSlotBytes;
+    uint4 lo[kStageSteps], hi[kStageSteps];
+#pragma unroll
+    for (int s = 0; s < kStageSteps; ++s) {
+      lo[s] = *reinterpret_cast<const uint4*>(piece + g * kBulkPitch + (t + 4 * s) * 16);
+      hi[s] = *reinterpret_cast<const uint4*>(piece + (g + 8) * kBulkPitch + (t + 4 * s) * 16);
+    }
+    __syncwarp();        // every lane has its fragments: the slot may be refilled
+    issue(item + kBulkSlots);
+    const int x_chunk = r * kRoundChunks + split * (kStageK / kChunk) + t;
+#pragma unroll
+    for (int s = 0; s < kStageSteps; ++s) {
+      const uint4 x8 = g < M ? x_tile[g * stride + x_chunk + s * (kStepK / kChunk)] : make_uint4(0, 0, 0, 0);
+      mma_step(acc, lo[s], hi[s], x8);
+    }
+    if (r + 1 < rounds) continue;
+
+    // the row block's last round: the splits' partial sums in split order, as gemv_kernel adds them
+#pragma unroll
+    for (int i = 0; i < 4; ++i) partial[warp][i][lane] = acc[i], acc[i] = 0.f;
+    __syncthreads();
+    if (split == 0) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        float sum = partial[0][i][lane];
+#pragma unroll
+        for (int s = 1; s < kKSplit; ++s) sum += partial[s][i][lane];
+        const int n = rb * kRowsPerBlock + g + (i >> 1) * 8, m = 2 * t + (i & 1);
+        if (n < N && m < M) out[(size_t)m * N + n] = round_bf16(sum);
+      }
+    }
+    __syncthreads();
+  }
+}
+
 // ---- launchers ----
 
 // Rounds of K per shared tile of x, and the dynamic shared memory that takes: one tile for all of
@@ -332,17 +462,49 @@ cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K,
   return cudaLaunchKernelEx(&config, gemv_kernel<NT, VECTOR>, out, x, w, M, N, K, tile_rounds);
 }
 
+// gemv_bulk_kernel where it applies (see there); false where it does not
+inline bool launch_bulk(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream,
+                        cudaError_t* error) {
+  const size_t x_bytes = (size_t)M * sizeof(uint4) * ((size_t)(K / kRoundK) * kRoundChunks + kRowPadChunks);
+  if (M > 8 || K % kRoundK != 0 || x_bytes > (size_t)kBulkMaxXBytes) return false;
+  const size_t shared_bytes = kBulkRingBytes + x_bytes;
+  static std::atomic<bool> allowed[64];
+  int device = 0;
+  if ((*error = cudaGetDevice(&device)) != cudaSuccess) return true;
+  if (device >= 64 || !allowed[device].load(std::memory_order_acquire)) {
+    if ((*error = cudaFuncSetAttribute(gemv_bulk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared_bytes > kBulkRingBytes + kBulkMaxXBytes ? (int)shared_bytes : kBulkRingBytes + kBulkMaxXBytes)) != cudaSuccess) return true;
+    if (device < 64) allowed[device].store(true, std::memory_order_release);
+  }
+  const int row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
+  const int resident = (sm_count > 0 ? sm_count : 1) * kBlocksPerSm;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(row_blocks < resident ? row_blocks : resident);
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = shared_bytes;
+  config.stream = stream;
+  cudaLaunchAttribute dependent[1];
+  dependent[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  dependent[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = dependent;
+  config.numAttrs = overlap ? 1 : 0;
+  *error = cudaLaunchKernelEx(&config, gemv_bulk_kernel, out, x, w, M, N, K);
+  return true;
+}
+
 }  // namespace
 }  // namespace gemv
 
 // out[M,N] = x[M,K] @ w[N,K]^T for 1 <= M <= kGemvMaxRows, rows of x and w contiguous (strides K,
 // N for out), on a grid of one block per SM (sm_count). 16-byte loads where K % 8 == 0 and x and w
 // are 16-byte aligned, else element loads with the same arithmetic (same bits).
-inline cudaError_t gemv_matmul(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream) {
+inline cudaError_t gemv_matmul(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream,
+                               bool bulk = false) {
   if (M == 0 || N == 0) return cudaSuccess;
   if (M < 0 || M > kGemvMaxRows || N < 0 || K < 0) return cudaErrorInvalidValue;
   if (K == 0) return cudaMemsetAsync(out, 0, (size_t)M * N * sizeof(bf16), stream);  // empty sums
   const bool aligned = K % gemv::kChunk == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
+  cudaError_t error = cudaSuccess;
+  if (bulk && aligned && gemv::launch_bulk(out, x, w, M, N, K, sm_count, overlap, stream, &error)) return error;
   if (M <= 8) {
     return aligned ? gemv::launch<1, true>(out, x, w, M, N, K, sm_count, overlap, stream) : gemv::launch<1, false>(out, x, w, M, N, K, sm_count, overlap, stream);
   }

@@ -226,8 +226,8 @@ std::vector<float> reference(const Device& d, const bf16* x, const bf16* w, int 
   return host;
 }
 
-void gemv(const Device& d, bf16* out, const bf16* x, const bf16* w, int M, int N, int K) {
-  CUDA_OK_OR_DIE(tsr::gemv_matmul(out, x, w, M, N, K, d.sm_count, false, d.stream));
+void gemv(const Device& d, bf16* out, const bf16* x, const bf16* w, int M, int N, int K, bool bulk = false) {
+  CUDA_OK_OR_DIE(tsr::gemv_matmul(out, x, w, M, N, K, d.sm_count, false, d.stream, bulk));
 }
 
 // tsr_matmul's status: TSR_UNSUPPORTED (no cuBLAS past the crossover) is reported, not fatal
@@ -434,7 +434,16 @@ bool bench_layer(const Device& d, const Layer& layer, const Ceilings& ceilings, 
     }
     StreamClock clock(d.stream, 2 * kSamples);
     const double gemv_us = direct ? median_us(clock, [&](int i) { gemv(d, out, x, w[i % copies], M, N, K); }) : NAN;
-    const bool row_ok = (matmul_status != TSR_OK || matmul_error.ok) && (!direct || gemv_error.ok);
+    // the bulk-copy GEMV: the same bits as the GEMV, and its time
+    double bulk_us = NAN;
+    bool bulk_same = true;
+    if (direct) {
+      gemv(d, out, x, w[0], M, N, K, true);
+      bulk_same = same_bits(read_bits(d, out, (size_t)M * N).data(), gemv_out.data(), (size_t)M * N);
+      if (!bulk_same) std::printf("  %s M=%d: the bulk-copy GEMV differs from the GEMV\n", layer.name, M);
+      bulk_us = median_us(clock, [&](int i) { gemv(d, out, x, w[i % copies], M, N, K, true); });
+    }
+    const bool row_ok = (matmul_status != TSR_OK || matmul_error.ok) && (!direct || gemv_error.ok) && bulk_same;
     std::printf("%-8s %5d x %6d %2d |", layer.name, K, N, M);
     if (matmul_status == TSR_OK) {
       std::printf(" %8.2f %6.0f %5.1f%% |", matmul_us, gb / matmul_us * 1e6, 100 * gb / matmul_us * 1e6 / ceilings.copy_gbs);
@@ -458,7 +467,7 @@ bool bench_layer(const Device& d, const Layer& layer, const Ceilings& ceilings, 
 #else
     std::printf(" %7s", "-");
 #endif
-    std::printf(" %s\n", row_ok && blas_ok ? "ok" : "FAILED");
+    std::printf(" %s | bulk %8.2f %6.0f\n", row_ok && blas_ok ? "ok" : "FAILED", bulk_us, gb / bulk_us * 1e6);
     ok = ok && row_ok && blas_ok;
   }
   for (bf16* copy : w) TSR_OK_OR_DIE(tsr_free(d.ctx, copy));
