@@ -351,13 +351,18 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   for (int i = 0; i < kBulkSlots; ++i) issue(i);  // weights only: before the kernel before this one is done
 
   wait_for_prerequisites();
-  // all of x, rows 0..M-1, once
+  // all of x, rows 0..M-1, once, every piece in flight together (cp.async's groups are x's alone
+  // here; the weights signal their mbarriers)
   const int chunks = K / kChunk;
+  uint4* x_fill = const_cast<uint4*>(x_tile);
   for (int m = 0; m < M; ++m) {
     for (int c = threadIdx.x; c < chunks + kRowPadChunks; c += kThreads) {
-      const_cast<uint4*>(x_tile)[m * stride + c] = c < chunks ? *reinterpret_cast<const uint4*>(x + (size_t)m * K + (size_t)c * kChunk) : make_uint4(0, 0, 0, 0);
+      if (c < chunks) cp_async_16(&x_fill[m * stride + c], x + (size_t)m * K + (size_t)c * kChunk);
+      else x_fill[m * stride + c] = make_uint4(0, 0, 0, 0);
     }
   }
+  cp_async_commit();
+  cp_async_wait<0>();
   __syncthreads();
 
   float acc[4] = {};
