@@ -59,7 +59,7 @@ extern "C" int tsr_context_create(int device, tsr_context** out) {
     const char* overlap = getenv("TSR_OVERLAP_LAUNCHES");
     ctx->overlap_launches = overlap == nullptr || strcmp(overlap, "0") != 0;
     const char* bulk = getenv("TSR_GEMV_BULK");
-    ctx->gemv_bulk = bulk != nullptr && strcmp(bulk, "1") == 0;
+    ctx->gemv_bulk = bulk == nullptr || strcmp(bulk, "0") != 0;
     const char* gemv_mb = getenv("TSR_GEMV_MAX_MB");
     ctx->gemv_max_bytes = (size_t)(gemv_mb == nullptr ? tsr::kGemvMaxMb : atol(gemv_mb)) << 20;
     ctx->attention_scratch_floats = size_t(4) << 20;  // 16 MiB: far more than a split small batch needs

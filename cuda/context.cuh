@@ -33,8 +33,8 @@ struct tsr_context {
   // decode-sized matmuls (M <= 8) go to the GEMV where w has at most this many bytes, to cuBLAS
   // above it (TSR_GEMV_MAX_MB, default 64)
   size_t gemv_max_bytes;
-  // the GEMV's weights through bulk copies (gemv.cuh's gemv_bulk_kernel) where it applies
-  // (TSR_GEMV_BULK=1)
+  // the GEMV's weights through bulk copies (gemv.cuh's gemv_bulk_kernel) where it applies; off
+  // where TSR_GEMV_BULK=0
   bool gemv_bulk;
   // the sampler's per-row work arrays (sampler.cu), grown to the largest call and kept: at batch
   // 256 they are 690 MB, which an allocation per call mapped and released every step

@@ -26,8 +26,9 @@ namespace {
 // copy bandwidth at M = 8 for 4096 -> 14336 on H100 (bench/results/gpu-kernels-*): kept on
 // cuBLAS until cuda/build/gemm_bench shows the GEMV ahead there too (it times both at M = 16).
 // Batch invariance holds on each side of this line, not across it: a row's bits at M = 9 are
-// cuBLAS's, not the GEMV's. Large weights go to cuBLAS at every M (ctx->gemv_max_bytes: on H200
-// it streams them faster), where a row's bits may depend on M.
+// cuBLAS's, not the GEMV's. The bulk-copy GEMV gives the GEMV's bits; where it does not apply
+// (x too large for its shared memory: Llama-3-8B's down projection past 2 rows), weights over
+// gemv_max_bytes go to cuBLAS, whose bits for a row may depend on M.
 constexpr int kGemvCrossoverRows = 8;
 static_assert(kGemvCrossoverRows <= tsr::kGemvMaxRows, "gemv.cuh takes at most kGemvMaxRows rows");
 
@@ -96,7 +97,14 @@ extern "C" int tsr_matmul(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* x, co
   TSR_REQUIRE_CONTEXT(ctx);
   TSR_REQUIRE(M >= 0 && N >= 0 && K >= 0, "matmul: M=%d N=%d K=%d", M, N, K);
   if (M == 0 || N == 0) return TSR_OK;
-  const bool gemv = M <= kGemvCrossoverRows && (ctx->blas == nullptr || (size_t)N * K * sizeof(tsr_bf16) <= ctx->gemv_max_bytes);
-  if (gemv) return check(tsr::gemv_matmul(out, x, w, M, N, K, ctx->sm_count, ctx->overlap_launches, ctx->stream, ctx->gemv_bulk), "gemv_matmul");
+  // decode sizes: the bulk-copy GEMV wherever it applies, whatever the weights' size (on H200 it
+  // streams the large ones about as fast as cuBLAS, and in a step it overlaps the kernel before
+  // it); else the GEMV for weights up to gemv_max_bytes, cuBLAS past them
+  const bool small = M <= kGemvCrossoverRows;
+  if (small && ctx->gemv_bulk && tsr::gemv_bulk_applies(x, w, M, K)) {
+    return check(tsr::gemv_matmul(out, x, w, M, N, K, ctx->sm_count, ctx->overlap_launches, ctx->stream, true), "gemv_matmul (bulk)");
+  }
+  const bool gemv = small && (ctx->blas == nullptr || (size_t)N * K * sizeof(tsr_bf16) <= ctx->gemv_max_bytes);
+  if (gemv) return check(tsr::gemv_matmul(out, x, w, M, N, K, ctx->sm_count, ctx->overlap_launches, ctx->stream), "gemv_matmul");
   return blas_matmul(ctx, out, x, w, M, N, K);
 }

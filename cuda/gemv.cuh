@@ -468,9 +468,11 @@ cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K,
 }
 
 // gemv_bulk_kernel where it applies (see there); false where it does not
+inline size_t bulk_x_bytes(int M, int K) { return (size_t)M * sizeof(uint4) * ((size_t)(K / kRoundK) * kRoundChunks + kRowPadChunks); }
+
 inline bool launch_bulk(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream,
                         cudaError_t* error) {
-  const size_t x_bytes = (size_t)M * sizeof(uint4) * ((size_t)(K / kRoundK) * kRoundChunks + kRowPadChunks);
+  const size_t x_bytes = bulk_x_bytes(M, K);
   if (M > 8 || K % kRoundK != 0 || x_bytes > (size_t)kBulkMaxXBytes) return false;
   const size_t shared_bytes = kBulkRingBytes + x_bytes;
   static std::atomic<bool> allowed[64];
@@ -498,6 +500,14 @@ inline bool launch_bulk(bf16* out, const bf16* x, const bf16* w, int M, int N, i
 
 }  // namespace
 }  // namespace gemv
+
+// Whether gemv_matmul(..., bulk = true) takes gemv_bulk_kernel: up to 8 rows, K a multiple of
+// kRoundK, 16-byte aligned rows, all of x beside the ring (Llama-3-8B's down projection past 2 rows
+// does not fit)
+inline bool gemv_bulk_applies(const bf16* x, const bf16* w, int M, int K) {
+  return M >= 1 && M <= 8 && K > 0 && K % gemv::kRoundK == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+         reinterpret_cast<uintptr_t>(w) % 16 == 0 && gemv::bulk_x_bytes(M, K) <= (size_t)gemv::kBulkMaxXBytes;
+}
 
 // out[M,N] = x[M,K] @ w[N,K]^T for 1 <= M <= kGemvMaxRows, rows of x and w contiguous (strides K,
 // N for out), on a grid of one block per SM (sm_count). 16-byte loads where K % 8 == 0 and x and w
