@@ -279,7 +279,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
 // ring of two slots of shared memory that the warp alone uses, signalled by an mbarrier a slot;
 // the warp reads a landed slot into registers and refills it at once, so two stages (128 KB an
 // SM) are in flight while it multiplies. Same k order, same mmas: the same bits as gemv_kernel.
-// For M <= 8, K a multiple of kRoundK and all of x in one tile.
+// For M <= 8, 16-byte aligned rows and all of x in one tile.
 constexpr int kBulkSlots = 2;
 constexpr int kBulkPitch = kStageK * 2 + 64;  // bytes a row piece takes: 64 more, so that rows g and g + 1 fall in different banks
 constexpr int kBulkWarpSlotBytes = kRowsPerTile * kBulkPitch;                    // 9216
@@ -318,7 +318,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int split = warp;  // kKSplit == kWarps: every warp one split of the block's one tile
-  const int rounds = K / kRoundK;
+  const int rounds = (K + kRoundK - 1) / kRoundK;
   const int row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
   const int my_row_blocks = (row_blocks - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x;
   const int items = my_row_blocks * rounds;
@@ -334,19 +334,23 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   __syncwarp();
 
   // item i (row block, round) of this warp's split into slot i % kBulkSlots: row n's piece
-  // [r kRoundK + split kStageK, + kStageK) of k; rows past N are not copied (their products
-  // land only in outputs that are never stored)
+  // [r kRoundK + split kStageK, + kStageK) of k. Rows past N are not copied (their products land
+  // only in outputs that are never stored); the part of a piece past K is zeroed (x is zero there,
+  // but whatever the slot held, a NaN say, times zero is not).
   auto issue = [&](int item) {
     if (item >= items) return;
     const int rb = blockIdx.x + (item / rounds) * gridDim.x, r = item % rounds;
     const int rows = min(kRowsPerTile, N - rb * kRowsPerBlock);
+    const int k0 = r * kRoundK + split * kStageK;
+    const int bytes = 2 * max(0, min(kStageK, K - k0));  // a multiple of 16: K % 8 == 0
     const uint32_t bar = bar0 + 8 * (item % kBulkSlots);
-    if (lane == 0) mbarrier_expect(bar, rows * kStageK * 2);
-    __syncwarp();
-    if (lane < rows) {
-      const bf16* src = w + (size_t)(rb * kRowsPerBlock + lane) * K + (size_t)r * kRoundK + split * kStageK;
-      bulk_copy(ring + (item % kBulkSlots) * kBulkWarpSlotBytes + lane * kBulkPitch, src, kStageK * 2, bar);
+    const uint32_t piece = ring + (item % kBulkSlots) * kBulkWarpSlotBytes + lane * kBulkPitch;
+    if (bytes < kStageK * 2 && lane < rows) {
+      for (int b = bytes; b < kStageK * 2; b += 16) asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};" ::"r"(piece + b), "r"(0) : "memory");
     }
+    if (lane == 0) mbarrier_expect(bar, rows * bytes);
+    __syncwarp();
+    if (lane < rows && bytes > 0) bulk_copy(piece, w + (size_t)(rb * kRowsPerBlock + lane) * K + k0, bytes, bar);
   };
   for (int i = 0; i < kBulkSlots; ++i) issue(i);  // weights only: before the kernel before this one is done
 
@@ -356,7 +360,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   const int chunks = K / kChunk;
   uint4* x_fill = const_cast<uint4*>(x_tile);
   for (int m = 0; m < M; ++m) {
-    for (int c = threadIdx.x; c < chunks + kRowPadChunks; c += kThreads) {
+    for (int c = threadIdx.x; c < stride; c += kThreads) {  // zeros past K
       if (c < chunks) cp_async_16(&x_fill[m * stride + c], x + (size_t)m * K + (size_t)c * kChunk);
       else x_fill[m * stride + c] = make_uint4(0, 0, 0, 0);
     }
@@ -468,12 +472,12 @@ cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K,
 }
 
 // gemv_bulk_kernel where it applies (see there); false where it does not
-inline size_t bulk_x_bytes(int M, int K) { return (size_t)M * sizeof(uint4) * ((size_t)(K / kRoundK) * kRoundChunks + kRowPadChunks); }
+inline size_t bulk_x_bytes(int M, int K) { return (size_t)M * sizeof(uint4) * ((size_t)((K + kRoundK - 1) / kRoundK) * kRoundChunks + kRowPadChunks); }
 
 inline bool launch_bulk(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream,
                         cudaError_t* error) {
   const size_t x_bytes = bulk_x_bytes(M, K);
-  if (M > 8 || K % kRoundK != 0 || x_bytes > (size_t)kBulkMaxXBytes) return false;
+  if (M > 8 || K % kChunk != 0 || x_bytes > (size_t)kBulkMaxXBytes) return false;
   const size_t shared_bytes = kBulkRingBytes + x_bytes;
   static std::atomic<bool> allowed[64];
   int device = 0;
@@ -501,11 +505,10 @@ inline bool launch_bulk(bf16* out, const bf16* x, const bf16* w, int M, int N, i
 }  // namespace
 }  // namespace gemv
 
-// Whether gemv_matmul(..., bulk = true) takes gemv_bulk_kernel: up to 8 rows, K a multiple of
-// kRoundK, 16-byte aligned rows, all of x beside the ring (Llama-3-8B's down projection past 2 rows
-// does not fit)
+// Whether gemv_matmul(..., bulk = true) takes gemv_bulk_kernel: up to 8 rows, 16-byte aligned rows
+// (K % 8 == 0), all of x beside the ring (Llama-3-8B's down projection past 2 rows does not fit)
 inline bool gemv_bulk_applies(const bf16* x, const bf16* w, int M, int K) {
-  return M >= 1 && M <= 8 && K > 0 && K % gemv::kRoundK == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+  return M >= 1 && M <= 8 && K > 0 && K % gemv::kChunk == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
          reinterpret_cast<uintptr_t>(w) % 16 == 0 && gemv::bulk_x_bytes(M, K) <= (size_t)gemv::kBulkMaxXBytes;
 }
 

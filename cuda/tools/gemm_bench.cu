@@ -292,7 +292,7 @@ struct OddCase {
 bool check_odd_shapes(const Device& d) {
   const OddCase cases[] = {{1, 1, 0, 0},     {7, 5, 0, 0},      {8, 33, 0, 0},     {83, 769, 0, 0}, {769, 83, 0, 0},
                            {520, 40, 0, 0},  {5125, 300, 0, 0}, {14343, 40, 0, 0}, {0, 10, 0, 0},   {4096, 100, 1, 0},
-                           {4096, 100, 0, 1}, {4096, 100, 0, 8}};
+                           {4096, 100, 0, 1}, {4096, 100, 0, 8}, {3000, 777, 0, 0}, {1024, 2000, 0, 0}, {3584, 1000, 0, 0}};
   const int gemv_rows[] = {1, 3, 8};  // the library's calls (kGemvCrossoverRows); two mma tiles (M > 8) fail to launch here, open
   const int matmul_rows[] = {1, 3, 8};
   bool all_ok = true;
@@ -326,6 +326,8 @@ bool check_odd_shapes(const Device& d) {
     for (int M : gemv_rows) {
       gemv(d, out, x, w, M, c.N, c.K);
       check_rows("gemv", M);
+      gemv(d, out, x, w, M, c.N, c.K, true);  // the bulk-copy GEMV where it applies: the same bits
+      check_rows("bulk gemv", M);
     }
     for (int M : matmul_rows) {
       matmul(d, out, x, w, M, c.N, c.K);
