@@ -210,21 +210,36 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, float* 
 }
 
 // One warp per (token, query head): out = sum_s acc_s 2^(max_s - M) / sum_s sum_s 2^(max_s - M).
+// Lane s reads split s's statistics (splits <= kMaxSplits <= 32), so they come in one round trip
+// rather than one after another; the sums then run in split order over registers (shuffles),
+// and a dimension's partials are all loaded before they are added: the same arithmetic, in the
+// same order, as a walk over the splits. At batch 1 a layer's 16 splits cost a chain of L2
+// round trips per loop.
+static_assert(kMaxSplits <= 32, "combine_kernel: a lane per split");
 __global__ void combine_kernel(bf16* out, const float* part, const int* query_to_seq, int T, int Hq, int D, int splits, bool prefill) {
   allow_dependents();  // the o projection's GEMV may start streaming its weights
   const int t = blockIdx.x, h = blockIdx.y, lane = threadIdx.x;
   if (prefill && prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
   const size_t row = ((size_t)t * Hq + h) * splits;
   const float* stats = part + (size_t)T * Hq * splits * D + 2 * row;
+  const float split_max = lane < splits ? stats[2 * lane] : -kInfinity;
+  const float split_sum = lane < splits ? stats[2 * lane + 1] : 0.f;
   float m = -kInfinity;
-  for (int s = 0; s < splits; ++s) m = fmaxf(m, stats[2 * s]);
+  for (int s = 0; s < splits; ++s) m = fmaxf(m, __shfl_sync(0xffffffffu, split_max, s));
+  // split `lane`'s weight 2^(max_s - M), zero for a split that saw no key
+  const float weight = split_sum > 0.f ? exp2f(split_max - m) : 0.f;
   float total = 0.f;
-  for (int s = 0; s < splits; ++s) total += stats[2 * s + 1] > 0.f ? stats[2 * s + 1] * exp2f(stats[2 * s] - m) : 0.f;
+  for (int s = 0; s < splits; ++s) total += __shfl_sync(0xffffffffu, split_sum * weight, s);
   const float inv = total > 0.f ? 1.f / total : 0.f;
   for (int d = lane; d < D; d += 32) {
+    float value[kMaxSplits];
+#pragma unroll
+    for (int s = 0; s < kMaxSplits; ++s) value[s] = s < splits ? part[(row + s) * D + d] : 0.f;
     float acc = 0.f;
-    for (int s = 0; s < splits; ++s) {
-      if (stats[2 * s + 1] > 0.f) acc += part[(row + s) * D + d] * exp2f(stats[2 * s] - m);
+#pragma unroll
+    for (int s = 0; s < kMaxSplits; ++s) {
+      const float w = __shfl_sync(0xffffffffu, weight, s);
+      if (s < splits && __shfl_sync(0xffffffffu, split_sum, s) > 0.f) acc += value[s] * w;
     }
     out[((size_t)t * Hq + h) * D + d] = round_bf16(acc * inv);
   }
