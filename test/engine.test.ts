@@ -213,6 +213,7 @@ describe("Engine", () => {
       }),
     )
     expect(errors.map((e) => e._tag)).toEqual(Array(4).fill("InvalidRequestError"))
+    expect(errors.map((e) => (e as { param?: string }).param)).toEqual(["prompt", "prompt", "prompt", "logit_bias"])
   })
 
   it("greedy rows take the executor's argmax and leave the logits on the device; other rows get the logits", async () => {

@@ -92,6 +92,10 @@ describe("prompts the model cannot take", () => {
     await expectError(await postJson(completions(), { prompt: "" }), 400, { param: "prompt", message: /empty/ })
   })
 
+  it("400 naming logit_bias for a token id outside the vocabulary", async () => {
+    await expectError(await postJson(completions(), { prompt: "x", logit_bias: { "10000000": 1 } }), 400, { param: "logit_bias", message: /vocabulary/ })
+  })
+
   it("400 context_length_exceeded for a prompt longer than max_model_len, with vLLM's message", async () => {
     const error = await expectError(await postJson(completions(), { prompt: "word ".repeat(300) }), 400, { code: "context_length_exceeded" })
     expect(error.message).toMatch(/maximum context length is 256 tokens\. However, your request has \d+ input tokens/)

@@ -14,7 +14,8 @@ export { EngineStepError, type CompletionDelta } from "./outputProcessor.ts"
 export class QueueFullError extends Data.TaggedError("QueueFullError")<{ readonly capacity: number }> {}
 
 /** The request cannot run on this model (empty or too long prompt, token ids outside the vocabulary). */
-export class InvalidRequestError extends Data.TaggedError("InvalidRequestError")<{ readonly message: string }> {}
+/** a request the model cannot run; `param` names the request field at fault, where one is */
+export class InvalidRequestError extends Data.TaggedError("InvalidRequestError")<{ readonly message: string; readonly param?: string }> {}
 
 export interface EngineConfig {
   readonly maxNumSeqs: number
@@ -101,13 +102,14 @@ const makeEngine = (config: EngineConfig) =>
     const nextId = hyperid({ urlSafe: true })
     const prefixSeen = { queries: 0, hits: 0 }
 
-    const validate = ({ promptTokenIds: prompt, params }: GenerateRequest): string | undefined => {
-      if (prompt.length === 0) return "the prompt is empty"
+    const validate = ({ promptTokenIds: prompt, params }: GenerateRequest): InvalidRequestError | undefined => {
+      const invalid = (message: string, param: string) => new InvalidRequestError({ message, param })
+      if (prompt.length === 0) return invalid("the prompt is empty", "prompt")
       if (prompt.length >= config.maxModelLen)
-        return `the prompt has ${prompt.length} tokens; the context is ${config.maxModelLen}`
-      if (prompt.some((t) => !Number.isInteger(t) || t < 0 || t >= V)) return "prompt token ids outside the vocabulary"
-      if (params.stopTokenIds.some((t) => t >= V)) return "stop_token_ids outside the vocabulary"
-      if (Object.keys(params.logitBias).some((t) => Number(t) >= V)) return "logit_bias token ids outside the vocabulary"
+        return invalid(`the prompt has ${prompt.length} tokens; the context is ${config.maxModelLen}`, "prompt")
+      if (prompt.some((t) => !Number.isInteger(t) || t < 0 || t >= V)) return invalid("prompt token ids outside the vocabulary", "prompt")
+      if (params.stopTokenIds.some((t) => t >= V)) return invalid("stop_token_ids outside the vocabulary", "stop_token_ids")
+      if (Object.keys(params.logitBias).some((t) => Number(t) >= V)) return invalid("logit_bias token ids outside the vocabulary", "logit_bias")
       return undefined
     }
 
@@ -199,7 +201,7 @@ const makeEngine = (config: EngineConfig) =>
 
     const generate = Effect.fn("Engine.generate")(function* (request: GenerateRequest) {
       const invalid = validate(request)
-      if (invalid !== undefined) return yield* new InvalidRequestError({ message: invalid })
+      if (invalid !== undefined) return yield* invalid
       const requestId = request.requestId ?? nextId()
       if (live.has(requestId)) return yield* new InvalidRequestError({ message: `request ${requestId} is already running` })
       const mailbox = yield* Mailbox.make<CompletionDelta, EngineStepError>()

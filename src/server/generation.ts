@@ -54,7 +54,7 @@ export const startGenerations = (
         const handle = yield* engine.generate({ promptTokenIds, params, requestId: id }).pipe(
           Effect.catchTags({
             QueueFullError: (e) => new QueueFull({ capacity: e.capacity }),
-            InvalidRequestError: (e) => new BadRequest({ message: e.message, param: "prompt" })
+            InvalidRequestError: (e) => new BadRequest({ message: e.message, ...(e.param !== undefined && { param: e.param }) })
           })
         )
         const observer = observeRequest(metrics, monitor, {
