@@ -41,7 +41,7 @@ __host__ __device__ inline int pitch_bytes(int D) { return (D + 8) * (int)sizeof
 
 // ---- PTX ----
 
-__device__ __forceinline__ uint32_t shared_address(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
+using tsr::shared_address;
 
 // 16 bytes global -> shared, asynchronously; zeros instead where !copy (nothing is read then)
 __device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool copy) {

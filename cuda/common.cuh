@@ -1,6 +1,8 @@
 // Device helpers shared by the kernels: bf16 <-> f32 and reductions.
 #pragma once
 
+#include <cstdint>
+
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -50,6 +52,9 @@ __device__ __forceinline__ float block_max(float v) {
   v = lane < (int)(blockDim.x >> 5) ? partial[lane] : -kInfinity;
   return warp_max(v);
 }
+
+// a shared-memory pointer as the 32-bit address PTX's shared-memory operands take
+__device__ __forceinline__ uint32_t shared_address(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
 
 // Programmatic dependent launch (sm_90). A kernel launched with the programmatic-serialization
 // attribute (the GEMV, launched right after these small kernels) may start while the kernel

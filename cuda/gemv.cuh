@@ -38,13 +38,6 @@ namespace tsr {
 // the most rows of x one launch takes: two 8-column mma tiles
 constexpr int kGemvMaxRows = 16;
 
-// Decode-sized matmuls whose weights are larger than this go to cuBLAS, not the GEMV
-// (tsr_matmul; TSR_GEMV_MAX_MB overrides it): on H200, alternating in one call, 64 MB (the GEMV
-// for Llama-3-8B's qkv and o, cuBLAS for gate_up, down and lm_head) made the decode step 6.6%
-// faster at batch 1 and 13% at batch 8 than the GEMV for all, and all to cuBLAS 4.5% and 12%
-// (bench/README.md); cuBLAS streams the large weights at 4.1-4.4 TB/s there, the GEMV at 3.6-3.9.
-constexpr long kGemvMaxMb = 64;
-
 // Internal linkage: the library and a tool that includes this header (gemm_bench) each keep their
 // own kernels. With external linkage the dynamic linker binds the library's references to the
 // tool's template instances, and the library's cudaFuncSetAttribute then names a kernel its own
@@ -112,7 +105,7 @@ __device__ __forceinline__ uint4 load_chunk(const bf16* row, int chunk, int chun
 }
 
 __device__ __forceinline__ void cp_async_16(void* shared, const void* global) {
-  const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+  const unsigned address = shared_address(shared);
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(address), "l"(global) : "memory");
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
@@ -288,8 +281,6 @@ constexpr int kBulkWarpSlotBytes = kRowsPerTile * kBulkPitch;                   
 constexpr int kBulkRingBytes = kWarps * kBulkSlots * kBulkWarpSlotBytes;        // 147456
 constexpr int kBulkMaxXBytes = (220 << 10) - kBulkRingBytes;
 
-__device__ __forceinline__ uint32_t mma_shared_address(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
-
 __device__ __forceinline__ void mbarrier_init(uint32_t bar) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(bar) : "memory");
 }
@@ -324,10 +315,10 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   const int row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
   const int my_row_blocks = (row_blocks - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x;
   const int items = my_row_blocks * rounds;
-  const uint32_t ring = mma_shared_address(bulk_shared) + warp * kBulkSlots * kBulkWarpSlotBytes;
+  const uint32_t ring = shared_address(bulk_shared) + warp * kBulkSlots * kBulkWarpSlotBytes;
   const uint4* x_tile = reinterpret_cast<const uint4*>(bulk_shared + kBulkRingBytes);
   const int stride = rounds * kRoundChunks + kRowPadChunks;  // x_tile's row stride in chunks
-  const uint32_t bar0 = mma_shared_address(&bars[warp][0]);
+  const uint32_t bar0 = shared_address(&bars[warp][0]);
 
   if (lane == 0) {
     for (int s = 0; s < kBulkSlots; ++s) mbarrier_init(bar0 + 8 * s);
@@ -430,34 +421,31 @@ inline int tile_rounds_for(int M, int K, size_t* shared_bytes) {
 }
 
 // Past 48 KB of dynamic shared memory a kernel must be allowed it, per device: once per device
-// and kernel, to the whole budget (a host call that neither syncs nor enqueues, so also safe
-// during a graph capture).
-template <int NT, bool VECTOR>
-cudaError_t allow_shared_memory() {
+// and kernel, to `bytes`, the most it is ever launched with (a host call that neither syncs nor
+// enqueues, so also safe during a graph capture).
+template <auto Kernel>
+cudaError_t allow_shared_memory(int bytes) {
   constexpr int kDevices = 64;
   static std::atomic<bool> allowed[kDevices];
   int device = 0;
   if (const cudaError_t error = cudaGetDevice(&device); error != cudaSuccess) return error;
   if (device < kDevices && allowed[device].load(std::memory_order_acquire)) return cudaSuccess;
-  const cudaError_t error = cudaFuncSetAttribute(gemv_kernel<NT, VECTOR>, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSharedBytes);
+  const cudaError_t error = cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
   if (error == cudaSuccess && device < kDevices) allowed[device].store(true, std::memory_order_release);
   return error;
 }
 
+// A persistent GEMV kernel on a grid of one block per SM (at most one per row block of N rows).
 // With `overlap`, launched as a programmatic dependent of the kernel before it on the stream: its
 // first stage of weights loads while that kernel finishes (see allow_dependents).
-template <int NT, bool VECTOR>
-cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream) {
-  size_t shared_bytes = 0;
-  const int tile_rounds = tile_rounds_for(M, K, &shared_bytes);
-  if (shared_bytes > (48 << 10)) {
-    if (const cudaError_t error = allow_shared_memory<NT, VECTOR>(); error != cudaSuccess) return error;
-  }
+template <typename... Params, typename... Args>
+cudaError_t launch_persistent(void (*kernel)(Params...), int N, int sm_count, size_t shared_bytes, bool overlap, cudaStream_t stream,
+                              Args... args) {
   const int row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
   const int resident = (sm_count > 0 ? sm_count : 1) * kBlocksPerSm;
   const int grid = row_blocks < resident ? row_blocks : resident;
   if (!overlap) {
-    gemv_kernel<NT, VECTOR><<<grid, kThreads, shared_bytes, stream>>>(out, x, w, M, N, K, tile_rounds);
+    kernel<<<grid, kThreads, shared_bytes, stream>>>(args...);
     return cudaGetLastError();
   }
   cudaLaunchConfig_t config = {};
@@ -470,38 +458,26 @@ cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K,
   dependent[0].val.programmaticStreamSerializationAllowed = 1;
   config.attrs = dependent;
   config.numAttrs = 1;
-  return cudaLaunchKernelEx(&config, gemv_kernel<NT, VECTOR>, out, x, w, M, N, K, tile_rounds);
+  return cudaLaunchKernelEx(&config, kernel, args...);
 }
 
-// gemv_bulk_kernel where it applies (see there); false where it does not
+template <int NT, bool VECTOR>
+cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream) {
+  size_t shared_bytes = 0;
+  const int tile_rounds = tile_rounds_for(M, K, &shared_bytes);
+  if (shared_bytes > (48 << 10)) {
+    if (const cudaError_t error = allow_shared_memory<gemv_kernel<NT, VECTOR>>(kMaxSharedBytes); error != cudaSuccess) return error;
+  }
+  return launch_persistent(gemv_kernel<NT, VECTOR>, N, sm_count, shared_bytes, overlap, stream, out, x, w, M, N, K, tile_rounds);
+}
+
+// all of x for gemv_bulk_kernel: its rows padded to whole rounds
 inline size_t bulk_x_bytes(int M, int K) { return (size_t)M * sizeof(uint4) * ((size_t)((K + kRoundK - 1) / kRoundK) * kRoundChunks + kRowPadChunks); }
 
-inline bool launch_bulk(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream,
-                        cudaError_t* error) {
-  const size_t x_bytes = bulk_x_bytes(M, K);
-  if (M > 8 || K % kChunk != 0 || x_bytes > (size_t)kBulkMaxXBytes) return false;
-  const size_t shared_bytes = kBulkRingBytes + x_bytes;
-  static std::atomic<bool> allowed[64];
-  int device = 0;
-  if ((*error = cudaGetDevice(&device)) != cudaSuccess) return true;
-  if (device >= 64 || !allowed[device].load(std::memory_order_acquire)) {
-    if ((*error = cudaFuncSetAttribute(gemv_bulk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared_bytes > kBulkRingBytes + kBulkMaxXBytes ? (int)shared_bytes : kBulkRingBytes + kBulkMaxXBytes)) != cudaSuccess) return true;
-    if (device < 64) allowed[device].store(true, std::memory_order_release);
-  }
-  const int row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
-  const int resident = (sm_count > 0 ? sm_count : 1) * kBlocksPerSm;
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(row_blocks < resident ? row_blocks : resident);
-  config.blockDim = dim3(kThreads);
-  config.dynamicSmemBytes = shared_bytes;
-  config.stream = stream;
-  cudaLaunchAttribute dependent[1];
-  dependent[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  dependent[0].val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = dependent;
-  config.numAttrs = overlap ? 1 : 0;
-  *error = cudaLaunchKernelEx(&config, gemv_bulk_kernel, out, x, w, M, N, K);
-  return true;
+// gemv_bulk_kernel, where gemv_bulk_applies
+inline cudaError_t launch_bulk(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream) {
+  if (const cudaError_t error = allow_shared_memory<gemv_bulk_kernel>(kBulkRingBytes + kBulkMaxXBytes); error != cudaSuccess) return error;
+  return launch_persistent(gemv_bulk_kernel, N, sm_count, kBulkRingBytes + bulk_x_bytes(M, K), overlap, stream, out, x, w, M, N, K);
 }
 
 }  // namespace
@@ -523,8 +499,7 @@ inline cudaError_t gemv_matmul(bf16* out, const bf16* x, const bf16* w, int M, i
   if (M < 0 || M > kGemvMaxRows || N < 0 || K < 0) return cudaErrorInvalidValue;
   if (K == 0) return cudaMemsetAsync(out, 0, (size_t)M * N * sizeof(bf16), stream);  // empty sums
   const bool aligned = K % gemv::kChunk == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
-  cudaError_t error = cudaSuccess;
-  if (bulk && aligned && gemv::launch_bulk(out, x, w, M, N, K, sm_count, overlap, stream, &error)) return error;
+  if (bulk && gemv_bulk_applies(x, w, M, K)) return gemv::launch_bulk(out, x, w, M, N, K, sm_count, overlap, stream);
   if (M <= 8) {
     return aligned ? gemv::launch<1, true>(out, x, w, M, N, K, sm_count, overlap, stream) : gemv::launch<1, false>(out, x, w, M, N, K, sm_count, overlap, stream);
   }
