@@ -7,7 +7,6 @@
 #include <new>
 
 #include "context.cuh"
-#include "gemv.cuh"
 
 namespace {
 // per thread, as errno: a Bun worker's failure never overwrites the main thread's message

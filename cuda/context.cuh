@@ -44,6 +44,14 @@ struct tsr_context {
 
 namespace tsr {
 
+// Decode-sized matmuls whose weights are larger than this go to cuBLAS where the bulk-copy GEMV
+// does not apply (tsr_matmul; TSR_GEMV_MAX_MB overrides it): on H200, alternating in one call, 64
+// MB (the GEMV for Llama-3-8B's qkv and o, cuBLAS for gate_up, down and lm_head) made the decode
+// step 6.6% faster at batch 1 and 13% at batch 8 than the GEMV for all, and all to cuBLAS 4.5%
+// and 12% (bench/README.md); cuBLAS streamed the large weights at 4.1-4.4 TB/s there, the
+// register GEMV at 3.6-3.9.
+constexpr long kGemvMaxMb = 64;
+
 // Records `format` as this thread's last error and returns `status`, so that an entry point
 // can `return fail(...)`.
 int fail(int status, const char* format, ...) __attribute__((format(printf, 2, 3)));
