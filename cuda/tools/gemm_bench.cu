@@ -21,7 +21,7 @@
 // 2^-8 |ref| + 1e-3 of a float64 reference (one bf16 rounding is at most 2^-8 |ref|; the 1e-3
 // covers f32 and tensor-core accumulation). Batch invariance: every row of the GEMV's result at
 // every M equals, bit for bit, its result at M = 1 for that row alone; row 0 of tsr_matmul at
-// M = 2, 4, 8 equals tsr_matmul at M = 1 where tsr_matmul takes the GEMV (weights up to kGemvMaxMb). Odd shapes (K % 8 != 0, unaligned pointers, N not a
+// M = 2, 4, 8 equals tsr_matmul at M = 1 where tsr_matmul takes the GEMV (gemm.cu's dispatch). Odd shapes (K % 8 != 0, unaligned pointers, N not a
 // multiple of the row tile, K = 0) are checked too, untimed, and the vector and scalar load paths
 // must agree bit for bit.
 #include <algorithm>
@@ -31,6 +31,7 @@
 #include <cstring>
 #include <vector>
 
+#include "context.cuh"
 #include "gemv.cuh"
 #include "tessera_cuda.h"
 
@@ -362,6 +363,18 @@ bool check_odd_shapes(const Device& d) {
 
 // ---- the layers of Llama-3-8B ----
 
+// Copies of a random w[N, K] (scaled by 1/sqrt(K)), enough of them (two at least) that a call
+// rotating over them finds its weights evicted from L2 by the calls since their last use
+std::vector<bf16*> weight_copies(const Device& d, int N, int K, size_t l2_bytes) {
+  const size_t weight_bytes = (size_t)N * K * sizeof(bf16);
+  std::vector<bf16*> w(std::max<size_t>(2, (3 * l2_bytes + weight_bytes - 1) / weight_bytes));
+  for (auto& copy : w) {
+    copy = device_bf16(d.ctx, (size_t)N * K);
+    TSR_OK_OR_DIE(tsr_fill_uniform(d.ctx, copy, N, K, K, 0, 1, 0.f, 1.f / std::sqrt((float)K)));
+  }
+  return w;
+}
+
 struct Layer {
   const char* name;
   int K, N;
@@ -370,14 +383,8 @@ struct Layer {
 bool bench_layer(const Device& d, const Layer& layer, const Ceilings& ceilings, size_t l2_bytes) {
   const int K = layer.K, N = layer.N;
   const size_t weight_bytes = (size_t)N * K * sizeof(bf16);
-  // enough copies (two at least) that a call's weights were evicted from L2 by the calls since
-  // their last use
-  const int copies = (int)std::max<size_t>(2, (3 * l2_bytes + weight_bytes - 1) / weight_bytes);
-  std::vector<bf16*> w(copies);
-  for (auto& copy : w) {
-    copy = device_bf16(d.ctx, (size_t)N * K);
-    TSR_OK_OR_DIE(tsr_fill_uniform(d.ctx, copy, N, K, K, 0, 1, 0.f, 1.f / std::sqrt((float)K)));
-  }
+  const std::vector<bf16*> w = weight_copies(d, N, K, l2_bytes);
+  const int copies = (int)w.size();
   bf16* x = device_bf16(d.ctx, (size_t)kMaxRows * K);
   TSR_OK_OR_DIE(tsr_fill_uniform(d.ctx, x, kMaxRows, K, K, 0, 2, 0.f, 1.f));
   bf16* out = device_bf16(d.ctx, (size_t)kMaxRows * N);
@@ -391,6 +398,16 @@ bool bench_layer(const Device& d, const Layer& layer, const Ceilings& ceilings, 
     std::copy(row.begin(), row.end(), alone.begin() + (size_t)m * N);
   }
   std::vector<unsigned short> matmul_row0;
+  // the sizes at which tsr_matmul gives the GEMV's bits, as gemm.cu dispatches (with the same
+  // settings): the bulk-copy GEMV where it applies, else the GEMV for weights up to the limit;
+  // cuBLAS's bits for a row may depend on M
+  const char* bulk_setting = std::getenv("TSR_GEMV_BULK");
+  const bool bulk_on = bulk_setting == nullptr || std::strcmp(bulk_setting, "0") != 0;
+  const char* limit_mb = std::getenv("TSR_GEMV_MAX_MB");
+  const size_t gemv_limit = (size_t)(limit_mb != nullptr ? std::atol(limit_mb) : tsr::kGemvMaxMb) << 20;
+  const auto through_gemv = [&](int M) {
+    return M <= 8 && ((bulk_on && tsr::gemv_bulk_applies(x, w[0], M, K)) || weight_bytes <= gemv_limit);
+  };
 
   bool ok = true;
   const double gb = weight_bytes / 1e9;
@@ -402,10 +419,8 @@ bool bench_layer(const Device& d, const Layer& layer, const Ceilings& ceilings, 
       const std::vector<unsigned short> got = read_bits(d, out, (size_t)M * N);
       matmul_error = compare(got, ref, M, N);
       if (M == 1) matmul_row0.assign(got.begin(), got.begin() + N);
-      // batch invariance is the GEMV's: weights past its limit go to cuBLAS at every M
-      const char* limit_mb = std::getenv("TSR_GEMV_MAX_MB");
-      const bool through_gemv = weight_bytes <= (size_t)(limit_mb != nullptr ? std::atol(limit_mb) : tsr::kGemvMaxMb) << 20;
-      if (M <= 8 && through_gemv && !same_bits(got.data(), matmul_row0.data(), N)) {
+      // batch invariance is the GEMV's
+      if (M > 1 && through_gemv(1) && through_gemv(M) && !same_bits(got.data(), matmul_row0.data(), N)) {
         std::printf("  %s M=%d: tsr_matmul row 0 differs from M=1 (batch invariance)\n", layer.name, M);
         ok = false;
       }
@@ -491,13 +506,8 @@ void sweep_waves(const Device& d, size_t l2_bytes) {
     std::vector<double> n_of, us_of;
     for (double f : waves) {
       const int N = (int)(f * d.sm_count) * 16;
-      const size_t weight_bytes = (size_t)N * K * sizeof(bf16);
-      const int copies = (int)std::max<size_t>(2, (3 * l2_bytes + weight_bytes - 1) / weight_bytes);
-      std::vector<bf16*> w(copies);
-      for (auto& copy : w) {
-        copy = device_bf16(d.ctx, (size_t)N * K);
-        TSR_OK_OR_DIE(tsr_fill_uniform(d.ctx, copy, N, K, K, 0, 1, 0.f, 1.f / std::sqrt((float)K)));
-      }
+      const std::vector<bf16*> w = weight_copies(d, N, K, l2_bytes);
+      const int copies = (int)w.size();
       bf16* x = device_bf16(d.ctx, K);
       TSR_OK_OR_DIE(tsr_fill_uniform(d.ctx, x, 1, K, K, 0, 2, 0.f, 1.f));
       bf16* out = device_bf16(d.ctx, N);
