@@ -7,6 +7,8 @@
  * bf16. Tolerances, per output element, against the WASM value c:
  *   - copies, lookups, kv_write and argmax: exact (argmax's ties included: bf16 logits tie
  *     often, and both take the first index);
+ *   - a composite kernel, also against its own sequence of kernels on the GPU: exact (a fused
+ *     kernel must give what the sequence gives);
  *   - everything else: |gpu - c| <= 2^-7 |c| + 1e-3 rms(c). One bf16 rounding of the stored
  *     output is 2^-9 relative, and 2^-7 leaves a factor 4 over it (add_rmsnorm's residual is
  *     f32 on both). The 1e-3 rms term covers elements near zero,
@@ -17,6 +19,7 @@
  * Also reported: the normwise error ||gpu - c|| / ||c||.
  */
 import { catalog, type DType, type KernelName } from "../src/kernels/catalog.ts"
+import { composites } from "../src/kernels/composite.ts"
 import { bytesOf, type KernelProvider } from "../src/kernels/provider.ts"
 import { attentionQueries } from "./lib/attentionQueries.ts"
 
@@ -38,6 +41,11 @@ export interface KernelCase {
   /** buffers the kernel writes, compared after the call */
   readonly outputs: ReadonlyArray<string>
   readonly exact?: boolean
+  /**
+   * a composite kernel also run as its sequence on the same provider: the fused kernel must
+   * give the sequence's outputs bit for bit
+   */
+  readonly againstSequence?: boolean
 }
 
 export interface KernelResult {
@@ -250,6 +258,41 @@ const ropeKvWriteCase = ([T, Hq, Hkv, D]: [number, number, number, number]): Ker
   }
 }
 
+/** the qkv projection with rope and the cache write (the decode layer's first kernel after the norm) */
+const qkvRopeCase = ([T, K, Hq, Hkv, D]: [number, number, number, number, number]): KernelCase => {
+  const width = (Hq + 2 * Hkv) * D
+  const numSlots = 4 * T
+  const slots = randomInts(T, 0, numSlots).data.map((s, t) => (t % 5 === 4 ? -1 : t * 4 + (s % 4)))
+  const invFreq = Float32Array.from({ length: D / 2 }, (_, i) => 1 / Math.pow(5e5, (2 * i) / D))
+  return {
+    kernel: "qkv_rope_kv_write",
+    label: `T=${T} K=${K} Hq=${Hq} Hkv=${Hkv} D=${D}${T >= 5 ? ", every 5th token padding" : ""}`,
+    buffers: {
+      qkv: outputOf(T * width),
+      x: floats(T * K),
+      w: floats(width * K, -0.1, 0.1),
+      kCache: floats(numSlots * Hkv * D),
+      vCache: floats(numSlots * Hkv * D),
+      positions: randomInts(T, 0, 100_000),
+      invFreq: { data: invFreq, dtype: "f32" },
+      slots: ints(slots)
+    },
+    args: (at) => [at("qkv"), at("x"), at("w"), at("kCache"), at("vCache"), at("positions"), at("invFreq"), at("slots"), T, K, Hq, Hkv, D],
+    outputs: ["qkv", "kCache", "vCache"],
+    againstSequence: true
+  }
+}
+
+/** the gated MLP's input projection with its activation; gateUp is scratch, not compared */
+const gateUpSiluCase = ([T, I, K]: [number, number, number]): KernelCase => ({
+  kernel: "gate_up_silu",
+  label: `T=${T} I=${I} K=${K}`,
+  buffers: { out: outputOf(T * I), gateUp: outputOf(T * 2 * I), x: floats(T * K, -2, 2), w: floats(2 * I * K, -0.1, 0.1) },
+  args: (at) => [at("out"), at("gateUp"), at("x"), at("w"), T, I, K],
+  outputs: ["out"],
+  againstSequence: true
+})
+
 export const kernelCases = (): KernelCase[] => [
   ...([[1, 64], [7, 769], [83, 4096]] as [number, number][]).flatMap(rowCases),
   ...([[1, 769, 64], [7, 1024, 1536], [83, 5, 769], [4, 32000, 512], [256, 4096, 1024]] as [number, number, number][]).map(matmulCase),
@@ -257,6 +300,10 @@ export const kernelCases = (): KernelCase[] => [
   ...([[7, 4, 2, 32, 100], [83, 32, 8, 128, 100_000], [5, 2, 1, 80, 4096]] as [number, number, number, number, number][]).map(ropeCase),
   ...([[37, 4, 2, 32], [9, 32, 8, 128]] as [number, number, number, number][]).map(kvWriteCase),
   ...([[37, 4, 2, 32], [9, 32, 8, 128], [1, 32, 8, 128]] as [number, number, number, number][]).map(ropeKvWriteCase),
+  // the GPU fuses up to 8 rows where D % 16 == 0 and K % 8 == 0; the rest is its sequence there too
+  ...([[1, 4096, 32, 8, 128], [5, 4096, 32, 8, 128], [8, 512, 4, 2, 32], [3, 1536, 12, 2, 64], [9, 1024, 8, 2, 128], [2, 769, 4, 2, 64],
+    [4, 512, 4, 2, 80]] as [number, number, number, number, number][]).map(qkvRopeCase),
+  ...([[1, 2048, 4096], [6, 1000, 512], [8, 128, 64], [12, 256, 512], [2, 100, 769], [3, 36, 512]] as [number, number, number][]).map(gateUpSiluCase),
   ...([[4, 2, 32], [4, 1, 16], [6, 2, 20], [32, 8, 128], [24, 1, 80], [4, 4, 256], [2, 2, 96]] as [number, number, number][]).map((heads) =>
     attentionCase(heads, [[0, 37], [70, 1], [50, 20], [0, 16], [200, 1]])
   ),
@@ -305,8 +352,11 @@ export const kernelCases = (): KernelCase[] => [
 
 // ---- running and comparing ----
 
-/** runs one case on a provider; returns its output buffers as read back */
-export const runCase = (provider: KernelProvider, c: KernelCase): Values[] => {
+/**
+ * runs one case on a provider (a composite kernel as its sequence of the provider's kernels,
+ * with `asSequence`); returns its output buffers as read back
+ */
+export const runCase = (provider: KernelProvider, c: KernelCase, asSequence = false): Values[] => {
   const { memory } = provider
   const elementBytes = (b: Buffer) => bytesOf(memory, b.dtype, 1)
   const pointers = new Map<string, number>()
@@ -317,7 +367,8 @@ export const runCase = (provider: KernelProvider, c: KernelCase): Values[] => {
       memory.write(ptr, b.poison ? new Float32Array(b.data.length).fill(Number.NaN) : b.data, b.dtype)
     }
     const at = (name: string, element = 0) => pointers.get(name)! + element * elementBytes(c.buffers[name])
-    const kernel = provider.kernels[c.kernel] as unknown as (...args: number[]) => void
+    const kernels = asSequence ? { ...provider.kernels, ...composites(provider.kernels, memory.floatBytes) } : provider.kernels
+    const kernel = kernels[c.kernel] as unknown as (...args: number[]) => void
     const args = c.args(at)
     const expected = catalog[c.kernel].tensors.length + catalog[c.kernel].scalars.length
     if (args.length !== expected) throw new Error(`${c.kernel} ${c.label}: ${args.length} arguments, the catalog has ${expected}`)
@@ -376,7 +427,11 @@ export const checkKernels = (gpu: KernelProvider, cpu: KernelProvider): KernelRe
     try {
       const cpuOut = runCase(cpu, c)
       const gpuOut = runCase(gpu, c)
-      return c.outputs.map((output, i) => compare(c, output, gpuOut[i], cpuOut[i]))
+      const results = c.outputs.map((output, i) => compare(c, output, gpuOut[i], cpuOut[i]))
+      if (!c.againstSequence) return results
+      const sequenceOut = runCase(gpu, c, true)
+      const exact = { ...c, label: `${c.label}, fused against its sequence`, exact: true }
+      return [...results, ...c.outputs.map((output, i) => compare(exact, output, gpuOut[i], sequenceOut[i]))]
     } catch (error) {
       return [{
         kernel: c.kernel, case: c.label, output: c.outputs.join(","), elements: 0, worstOfBound: Number.POSITIVE_INFINITY,

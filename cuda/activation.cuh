@@ -4,14 +4,11 @@
 #include <cstdint>
 
 #include "common.cuh"
+#include "pointwise.cuh"
 
 namespace tsr {
 
 // ---- kernels ----
-
-// silu(gate) * up, rounded once: silu(x) = x * sigmoid(x); for x -> -inf, exp overflows to inf and
-// the quotient is -0
-__device__ __forceinline__ bf16 silu_times(float gate, float up) { return round_bf16(gate / (1.f + expf(-gate)) * up); }
 
 __global__ void silu_mul_kernel(bf16* out, const bf16* gate_up, int T, int I) {
   allow_dependents();  // the down projection's GEMV may start streaming its weights

@@ -59,6 +59,8 @@ extern "C" int tsr_context_create(int device, tsr_context** out) {
     ctx->overlap_launches = overlap == nullptr || strcmp(overlap, "0") != 0;
     const char* bulk = getenv("TSR_GEMV_BULK");
     ctx->gemv_bulk = bulk == nullptr || strcmp(bulk, "0") != 0;
+    const char* fused = getenv("TSR_FUSED_GEMV");
+    ctx->fused_gemv = fused == nullptr || strcmp(fused, "0") != 0;
     const char* gemv_mb = getenv("TSR_GEMV_MAX_MB");
     ctx->gemv_max_bytes = (size_t)(gemv_mb == nullptr ? tsr::kGemvMaxMb : atol(gemv_mb)) << 20;
     ctx->attention_scratch_floats = size_t(4) << 20;  // 16 MiB: far more than a split small batch needs

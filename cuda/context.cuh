@@ -36,6 +36,9 @@ struct tsr_context {
   // the GEMV's weights through bulk copies (gemv.cuh's gemv_bulk_kernel) where it applies; off
   // where TSR_GEMV_BULK=0
   bool gemv_bulk;
+  // tsr_qkv_rope_kv_write and tsr_gate_up_silu as one kernel each where the bulk GEMV applies
+  // (fused_gemv.cuh); off where TSR_FUSED_GEMV=0 (the projection, then its next kernel)
+  bool fused_gemv;
   // the sampler's per-row work arrays (sampler.cu), grown to the largest call and kept: at batch
   // 256 they are 690 MB, which an allocation per call mapped and released every step
   void* sampler_scratch;
@@ -51,6 +54,18 @@ namespace tsr {
 // and 12% (bench/README.md); cuBLAS streamed the large weights at 4.1-4.4 TB/s there, the
 // register GEMV at 3.6-3.9.
 constexpr long kGemvMaxMb = 64;
+
+// The most rows of x that go to gemv.cuh; more go to cuBLAS. gemv.cuh's one 8-column mma tile
+// covers M = 1..8 at the cost of M = 1 (a pure weight stream), and its result for a row does not
+// depend on M, so every decode batch up to 8 gets the same bits per row. At 9..16 it takes a
+// second mma tile and twice the x traffic, while cuBLAS already streams weights at ~92% of the
+// copy bandwidth at M = 8 for 4096 -> 14336 on H100 (bench/results/gpu-kernels-*): kept on
+// cuBLAS until cuda/build/gemm_bench shows the GEMV ahead there too (it times both at M = 16).
+// Batch invariance holds on each side of this line, not across it: a row's bits at M = 9 are
+// cuBLAS's, not the GEMV's. The bulk-copy GEMV gives the GEMV's bits; where it does not apply
+// (x too large for its shared memory: Llama-3-8B's down projection past 2 rows), weights over
+// gemv_max_bytes go to cuBLAS, whose bits for a row may depend on M.
+constexpr int kGemvCrossoverRows = 8;
 
 // Records `format` as this thread's last error and returns `status`, so that an entry point
 // can `return fail(...)`.

@@ -6,6 +6,7 @@
 // but CUDA), and larger M reports TSR_UNSUPPORTED, so the other kernels stay usable and checkable.
 #include "context.cuh"
 #include "gemv.cuh"
+#include "fused_gemv.cuh"
 
 #if __has_include(<cublas_v2.h>)
 #include <cublas_v2.h>
@@ -17,22 +18,8 @@
 using tsr::check;
 using tsr::fail;
 
-namespace {
-
-// The most rows of x that go to gemv.cuh; more go to cuBLAS. gemv.cuh's one 8-column mma tile
-// covers M = 1..8 at the cost of M = 1 (a pure weight stream), and its result for a row does not
-// depend on M, so every decode batch up to 8 gets the same bits per row. At 9..16 it takes a
-// second mma tile and twice the x traffic, while cuBLAS already streams weights at ~92% of the
-// copy bandwidth at M = 8 for 4096 -> 14336 on H100 (bench/results/gpu-kernels-*): kept on
-// cuBLAS until cuda/build/gemm_bench shows the GEMV ahead there too (it times both at M = 16).
-// Batch invariance holds on each side of this line, not across it: a row's bits at M = 9 are
-// cuBLAS's, not the GEMV's. The bulk-copy GEMV gives the GEMV's bits; where it does not apply
-// (x too large for its shared memory: Llama-3-8B's down projection past 2 rows), weights over
-// gemv_max_bytes go to cuBLAS, whose bits for a row may depend on M.
-constexpr int kGemvCrossoverRows = 8;
+using tsr::kGemvCrossoverRows;
 static_assert(kGemvCrossoverRows <= tsr::kGemvMaxRows, "gemv.cuh takes at most kGemvMaxRows rows");
-
-}  // namespace
 
 #if TSR_HAVE_CUBLAS
 
@@ -107,4 +94,36 @@ extern "C" int tsr_matmul(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* x, co
   const bool gemv = small && (ctx->blas == nullptr || (size_t)N * K * sizeof(tsr_bf16) <= ctx->gemv_max_bytes);
   if (gemv) return check(tsr::gemv_matmul(out, x, w, M, N, K, ctx->sm_count, ctx->overlap_launches, ctx->stream), "gemv_matmul");
   return blas_matmul(ctx, out, x, w, M, N, K);
+}
+
+extern "C" int tsr_qkv_rope_kv_write(tsr_context* ctx, tsr_bf16* qkv, const tsr_bf16* x, const tsr_bf16* w, tsr_bf16* kCache,
+                                     tsr_bf16* vCache, const int32_t* positions, const float* invFreq, const int32_t* slots, int T, int K,
+                                     int Hq, int Hkv, int D) {
+  TSR_REQUIRE_CONTEXT(ctx);
+  TSR_REQUIRE(T >= 0 && K >= 0 && Hq >= 0 && Hkv > 0 && D > 0 && D % 2 == 0 && D <= 8192,
+              "qkv_rope_kv_write: T=%d K=%d Hq=%d Hkv=%d D=%d (D even, at most 8192)", T, K, Hq, Hkv, D);
+  if (T == 0) return TSR_OK;
+  // decode sizes, where the bulk GEMV would take the projection: one kernel
+  if (ctx->fused_gemv && ctx->gemv_bulk && T <= tsr::kGemvCrossoverRows && tsr::qkv_rope_fuses(x, w, T, K, D)) {
+    return check(tsr::qkv_rope_kv_write(qkv, x, w, kCache, vCache, positions, invFreq, slots, T, K, Hq, Hkv, D, ctx->sm_count,
+                                        ctx->overlap_launches, ctx->stream),
+                 "qkv_rope_kv_write");
+  }
+  // anywhere else what the fused kernel stands for: the projection, then rope_kv_write over it
+  const int width = (Hq + 2 * Hkv) * D;
+  if (int status = tsr_matmul(ctx, qkv, x, w, T, width, K)) return status;
+  return tsr_rope_kv_write(ctx, qkv, qkv + (size_t)Hq * D, kCache, vCache, qkv + (size_t)(Hq + Hkv) * D, positions, invFreq, slots, T, Hq,
+                           Hkv, D, width, width, width);
+}
+
+extern "C" int tsr_gate_up_silu(tsr_context* ctx, tsr_bf16* out, tsr_bf16* gateUp, const tsr_bf16* x, const tsr_bf16* w, int T, int I, int K) {
+  TSR_REQUIRE_CONTEXT(ctx);
+  TSR_REQUIRE(T >= 0 && I >= 0 && K >= 0, "gate_up_silu: T=%d I=%d K=%d", T, I, K);
+  if (T == 0 || I == 0) return TSR_OK;
+  // decode sizes, where the bulk GEMV would take the projection: one kernel, gateUp not written
+  if (ctx->fused_gemv && ctx->gemv_bulk && T <= tsr::kGemvCrossoverRows && I % 8 == 0 && tsr::gemv_bulk_applies(x, w, T, K)) {
+    return check(tsr::gate_up_silu(out, x, w, T, I, K, ctx->sm_count, ctx->overlap_launches, ctx->stream), "gate_up_silu");
+  }
+  if (int status = tsr_matmul(ctx, gateUp, x, w, T, 2 * I, K)) return status;
+  return tsr_silu_mul(ctx, out, gateUp, T, I);
 }

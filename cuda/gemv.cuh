@@ -281,6 +281,29 @@ constexpr int kBulkWarpSlotBytes = kRowsPerTile * kBulkPitch;                   
 constexpr int kBulkRingBytes = kWarps * kBulkSlots * kBulkWarpSlotBytes;        // 147456
 constexpr int kBulkMaxXBytes = (220 << 10) - kBulkRingBytes;
 
+// all of x for gemv_bulk_kernel: its rows padded to whole rounds (host and device)
+__host__ __device__ inline size_t bulk_x_bytes(int M, int K) {
+  return (size_t)M * sizeof(uint4) * ((size_t)((K + kRoundK - 1) / kRoundK) * kRoundChunks + kRowPadChunks);
+}
+
+// A plain GEMV's rows: row block rb is rows 16 rb .. 16 rb + 15 of w, its sums go to out[M, N].
+struct StoreRows {
+  bf16* out;
+  int N;
+  // the weight row that tile row i (0..15) of row block rb multiplies
+  __device__ int row(int rb, int i) const { return min(rb * kRowsPerBlock + i, N - 1); }
+  // shared memory past x that the stores use (none here), and its filling: called once by every
+  // thread, before the kernel waits for the kernel before it
+  size_t shared_bytes(int) const { return 0; }
+  __device__ void prepare(unsigned char*, int) {}
+  // tile rows g and g + 8 of row block rb, for x row m, rounded
+  __device__ void store(int rb, int g, int m, bf16 lo, bf16 hi) const {
+    const int n = rb * kRowsPerBlock + g;
+    if (n < N) out[(size_t)m * N + n] = lo;
+    if (n + 8 < N) out[(size_t)m * N + n + 8] = hi;
+  }
+};
+
 __device__ __forceinline__ void mbarrier_init(uint32_t bar) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(bar) : "memory");
 }
@@ -302,8 +325,13 @@ __device__ __forceinline__ void bulk_copy(uint32_t dst, const void* src, uint32_
                : "memory");
 }
 
+//
+// Rows says which weight rows a row block takes and where its sums go: StoreRows (below) for a
+// plain GEMV; RopeKvRows (rope.cuh) for the qkv projection with rope and the cache write made
+// as its sums are stored.
+template <class Rows>
 __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
-    gemv_bulk_kernel(bf16* __restrict__ out, const bf16* __restrict__ x, const bf16* __restrict__ w, int M, int N, int K) {
+    gemv_bulk_kernel(Rows rows_out, const bf16* __restrict__ x, const bf16* __restrict__ w, int M, int N, int K) {
   extern __shared__ __align__(128) unsigned char bulk_shared[];
   __shared__ float partial[kWarps][4][32];
   __shared__ __align__(8) uint64_t bars[kWarps][kBulkSlots];
@@ -343,9 +371,12 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
     }
     if (lane == 0) mbarrier_expect(bar, rows * bytes);
     __syncwarp();
-    if (lane < rows && bytes > 0) bulk_copy(piece, w + (size_t)(rb * kRowsPerBlock + lane) * K + k0, bytes, bar);
+    if (lane < rows && bytes > 0) bulk_copy(piece, w + (size_t)rows_out.row(rb, lane) * K + k0, bytes, bar);
   };
   for (int i = 0; i < kBulkSlots; ++i) issue(i);  // weights only: before the kernel before this one is done
+  // and what the stores need of the step's inputs (rope's angles): written before the kernel
+  // before this one started, so also readable before it is done
+  rows_out.prepare(bulk_shared + kBulkRingBytes + bulk_x_bytes(M, K), M);
 
   wait_for_prerequisites();
   // all of x, rows 0..M-1, once, every piece in flight together (cp.async's groups are x's alone
@@ -389,13 +420,18 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
     for (int i = 0; i < 4; ++i) partial[warp][i][lane] = acc[i], acc[i] = 0.f;
     __syncthreads();
     if (split == 0) {
+      float sum[4];
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
-        float sum = partial[0][i][lane];
+        sum[i] = partial[0][i][lane];
 #pragma unroll
-        for (int s = 1; s < kKSplit; ++s) sum += partial[s][i][lane];
-        const int n = rb * kRowsPerBlock + g + (i >> 1) * 8, m = 2 * t + (i & 1);
-        if (n < N && m < M) out[(size_t)m * N + n] = round_bf16(sum);
+        for (int s = 1; s < kKSplit; ++s) sum[i] += partial[s][i][lane];
+      }
+      // accumulator i: tile row g (+ 8 for i >= 2), x row 2t + (i & 1)
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const int m = 2 * t + i;
+        if (m < M) rows_out.store(rb, g, m, round_bf16(sum[i]), round_bf16(sum[i + 2]));
       }
     }
     __syncthreads();
@@ -471,23 +507,23 @@ cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K,
   return launch_persistent(gemv_kernel<NT, VECTOR>, N, sm_count, shared_bytes, overlap, stream, out, x, w, M, N, K, tile_rounds);
 }
 
-// all of x for gemv_bulk_kernel: its rows padded to whole rounds
-inline size_t bulk_x_bytes(int M, int K) { return (size_t)M * sizeof(uint4) * ((size_t)((K + kRoundK - 1) / kRoundK) * kRoundChunks + kRowPadChunks); }
-
-// gemv_bulk_kernel, where gemv_bulk_applies
-inline cudaError_t launch_bulk(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream) {
-  if (const cudaError_t error = allow_shared_memory<gemv_bulk_kernel>(kBulkRingBytes + kBulkMaxXBytes); error != cudaSuccess) return error;
-  return launch_persistent(gemv_bulk_kernel, N, sm_count, kBulkRingBytes + bulk_x_bytes(M, K), overlap, stream, out, x, w, M, N, K);
+// gemv_bulk_kernel, where gemv_bulk_applies (with rows.shared_bytes(M) beside x)
+template <class Rows>
+cudaError_t launch_bulk(Rows rows, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream) {
+  if (const cudaError_t error = allow_shared_memory<gemv_bulk_kernel<Rows>>(kBulkRingBytes + kBulkMaxXBytes); error != cudaSuccess) return error;
+  const size_t shared = kBulkRingBytes + bulk_x_bytes(M, K) + rows.shared_bytes(M);
+  return launch_persistent(gemv_bulk_kernel<Rows>, N, sm_count, shared, overlap, stream, rows, x, w, M, N, K);
 }
 
 }  // namespace
 }  // namespace gemv
 
 // Whether gemv_matmul(..., bulk = true) takes gemv_bulk_kernel: up to 8 rows, 16-byte aligned rows
-// (K % 8 == 0), all of x beside the ring (Llama-3-8B's down projection past 2 rows does not fit)
-inline bool gemv_bulk_applies(const bf16* x, const bf16* w, int M, int K) {
+// (K % 8 == 0), all of x (and `extra` bytes the stores use) beside the ring (Llama-3-8B's down
+// projection past 2 rows does not fit)
+inline bool gemv_bulk_applies(const bf16* x, const bf16* w, int M, int K, size_t extra = 0) {
   return M >= 1 && M <= 8 && K > 0 && K % gemv::kChunk == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
-         reinterpret_cast<uintptr_t>(w) % 16 == 0 && gemv::bulk_x_bytes(M, K) <= (size_t)gemv::kBulkMaxXBytes;
+         reinterpret_cast<uintptr_t>(w) % 16 == 0 && gemv::bulk_x_bytes(M, K) + extra <= (size_t)gemv::kBulkMaxXBytes;
 }
 
 // out[M,N] = x[M,K] @ w[N,K]^T for 1 <= M <= kGemvMaxRows, rows of x and w contiguous (strides K,
@@ -499,7 +535,7 @@ inline cudaError_t gemv_matmul(bf16* out, const bf16* x, const bf16* w, int M, i
   if (M < 0 || M > kGemvMaxRows || N < 0 || K < 0) return cudaErrorInvalidValue;
   if (K == 0) return cudaMemsetAsync(out, 0, (size_t)M * N * sizeof(bf16), stream);  // empty sums
   const bool aligned = K % gemv::kChunk == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
-  if (bulk && gemv_bulk_applies(x, w, M, K)) return gemv::launch_bulk(out, x, w, M, N, K, sm_count, overlap, stream);
+  if (bulk && gemv_bulk_applies(x, w, M, K)) return gemv::launch_bulk(gemv::StoreRows{out, N}, x, w, M, N, K, sm_count, overlap, stream);
   if (M <= 8) {
     return aligned ? gemv::launch<1, true>(out, x, w, M, N, K, sm_count, overlap, stream) : gemv::launch<1, false>(out, x, w, M, N, K, sm_count, overlap, stream);
   }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "common.cuh"
+#include "pointwise.cuh"
 
 namespace tsr {
 
@@ -18,19 +19,14 @@ namespace tsr {
 __device__ __forceinline__ void rotate_token(float2* turn, bf16* q_row, bf16* k_row, bf16* k_slot, int position, const float* inv_freq,
                                              int Hq, int Hkv, int D) {
   const int half = D / 2;
-  for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    double s, c;
-    sincos((double)position * (double)inv_freq[i], &s, &c);
-    turn[i] = make_float2((float)c, (float)s);
-  }
+  for (int i = threadIdx.x; i < half; i += blockDim.x) turn[i] = rotation(position, inv_freq[i]);
   __syncthreads();
   for (int e = threadIdx.x; e < (Hq + Hkv) * half; e += blockDim.x) {
     const int h = e / half, i = e % half;
     const bool is_q = h < Hq;
     bf16* head = is_q ? q_row + (size_t)h * D : k_row + (size_t)(h - Hq) * D;
-    const float2 cs = turn[i];
-    const float x1 = load(head[i]), x2 = load(head[i + half]);
-    const bf16 y1 = round_bf16(x1 * cs.x - x2 * cs.y), y2 = round_bf16(x2 * cs.x + x1 * cs.y);
+    bf16 y1, y2;
+    rotate_pair(load(head[i]), load(head[i + half]), turn[i], y1, y2);
     head[i] = y1;
     head[i + half] = y2;
     if (!is_q && k_slot != nullptr) {

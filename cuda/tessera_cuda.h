@@ -120,6 +120,10 @@ int tsr_silu_mul(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* gateUp, int T,
 int tsr_kv_write(tsr_context* ctx, tsr_bf16* kCache, tsr_bf16* vCache, const tsr_bf16* k, const tsr_bf16* v, const int32_t* slots, int T, int Hkv, int D, int kStride, int vStride);
 /* rope.cu: rope, then kCache[slots[t]] = rotated k[t]; vCache[slots[t]] = v[t] (slots < 0 skipped), one kernel */
 int tsr_rope_kv_write(tsr_context* ctx, tsr_bf16* q, tsr_bf16* k, tsr_bf16* kCache, tsr_bf16* vCache, const tsr_bf16* v, const int32_t* positions, const float* invFreq, const int32_t* slots, int T, int Hq, int Hkv, int D, int qStride, int kStride, int vStride);
+/* gemm.cu: qkv = x @ w^T (rows of token t: q heads, k heads, v heads), then rope_kv_write over it; one kernel at decode sizes */
+int tsr_qkv_rope_kv_write(tsr_context* ctx, tsr_bf16* qkv, const tsr_bf16* x, const tsr_bf16* w, tsr_bf16* kCache, tsr_bf16* vCache, const int32_t* positions, const float* invFreq, const int32_t* slots, int T, int K, int Hq, int Hkv, int D);
+/* gemm.cu: gateUp = x @ w^T (w: I gate rows, then I up rows), then out = silu_mul(gateUp); one kernel at decode sizes, gateUp then not written */
+int tsr_gate_up_silu(tsr_context* ctx, tsr_bf16* out, tsr_bf16* gateUp, const tsr_bf16* x, const tsr_bf16* w, int T, int I, int K);
 /* attention.cu: causal attention of each query token over its sequence's paged cache; no sequence has more than maxQueryLen
  * query tokens in the call (T is always safe; below 16 the prefill kernel is not launched) */
 int tsr_paged_attention(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* q, const tsr_bf16* kCache, const tsr_bf16* vCache, const int32_t* queryToSeq, const int32_t* positions, const int32_t* blockTables, int T, int Hq, int Hkv, int D, int qStride, int maxBlocks, int blockSize, float scale, int maxQueryLen);

@@ -18,6 +18,8 @@
  * - Arguments are passed positionally in the order: tensors, then scalars.
  * - `split` names the shape role a provider may partition across threads (each part runs
  *   the kernel on `[begin, end)` of that role); kernels without `split` run whole.
+ * - A `composite` kernel is defined as a sequence of the others (composite.ts): a provider may
+ *   run it as one kernel, giving the sequence's results, or run the sequence itself.
  */
 
 export type DType = "float" | "f32" | "i32"
@@ -34,6 +36,7 @@ export interface KernelSpec {
   readonly tensors: ReadonlyArray<TensorArg>
   readonly scalars: ReadonlyArray<string>
   readonly split?: string
+  readonly composite?: true
   readonly doc: string
 }
 
@@ -126,6 +129,32 @@ export const catalog = {
     ],
     scalars: ["T", "Hq", "Hkv", "D", "qStride", "kStride", "vStride"],
     split: "T"
+  },
+  qkv_rope_kv_write: {
+    doc:
+      "qkv = x @ w^T, then rope_kv_write over it: the fused q, k, v projection of the step's rows (row t: Hq q heads, Hkv k " +
+      "heads, Hkv v heads of D), q and k rotated in place, the rotated k and v stored in the cache slots. One launch at " +
+      "decode sizes on the GPU instead of two, with the same results",
+    tensors: [
+      float("qkv", ["T", "Hq+2Hkv", "D"], true),
+      float("x", ["T", "K"]),
+      float("w", ["Hq+2Hkv", "D", "K"]),
+      float("kCache", ["numSlots", "Hkv", "D"], true),
+      float("vCache", ["numSlots", "Hkv", "D"], true),
+      i32("positions", ["T"]),
+      f32("invFreq", ["D/2"]),
+      i32("slots", ["T"])
+    ],
+    scalars: ["T", "K", "Hq", "Hkv", "D"],
+    composite: true
+  },
+  gate_up_silu: {
+    doc:
+      "gateUp = x @ w^T, then silu_mul(out, gateUp): the gated MLP's fused gate and up projection (w: I gate rows, then I up " +
+      "rows) and its activation. gateUp is scratch: where the GPU makes both in one launch (decode sizes) it is not written",
+    tensors: [float("out", ["T", "I"], true), float("gateUp", ["T", "2I"], true), float("x", ["T", "K"]), float("w", ["2I", "K"])],
+    scalars: ["T", "I", "K"],
+    composite: true
   },
   paged_attention: {
     doc:

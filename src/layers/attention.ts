@@ -72,12 +72,17 @@ export const attention = (
   const q = ws.qkv
   const k = q + heads * D * ws.floatBytes
   const v = k + kvHeads * D * ws.floatBytes
-  applyLinear(kernels, ws.qkv, input, T, w.qkv)
-  if (w.qNorm !== undefined && w.kNorm !== undefined) {
-    kernels.head_rmsnorm(q, w.qNorm, T, heads, D, stride, normEps)
-    kernels.head_rmsnorm(k, w.kNorm, T, kvHeads, D, stride, normEps)
+  if (w.qkv.bias === undefined && w.qNorm === undefined) {
+    // nothing between the projection and rope: one kernel at decode sizes
+    kernels.qkv_rope_kv_write(ws.qkv, input, w.qkv.weight, cache.k, cache.v, ws.positions, invFreq, ws.slots, T, w.qkv.inFeatures, heads, kvHeads, D)
+  } else {
+    applyLinear(kernels, ws.qkv, input, T, w.qkv)
+    if (w.qNorm !== undefined && w.kNorm !== undefined) {
+      kernels.head_rmsnorm(q, w.qNorm, T, heads, D, stride, normEps)
+      kernels.head_rmsnorm(k, w.kNorm, T, kvHeads, D, stride, normEps)
+    }
+    kernels.rope_kv_write(q, k, cache.k, cache.v, v, ws.positions, invFreq, ws.slots, T, heads, kvHeads, D, stride, stride, stride)
   }
-  kernels.rope_kv_write(q, k, cache.k, cache.v, v, ws.positions, invFreq, ws.slots, T, heads, kvHeads, D, stride, stride, stride)
   kernels.paged_attention(
     ws.attention, q, cache.k, cache.v, ws.queryToSeq, ws.positions, ws.blockTables,
     T, heads, kvHeads, D, stride, plan.maxBlocksPerSeq, blockSize, 1 / Math.sqrt(D), maxQueryLen(plan)

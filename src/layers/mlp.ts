@@ -29,7 +29,6 @@ export const loadMlp = (loader: WeightLoader, config: ModelConfig, prefix: strin
 /** out = down(silu(gate(x)) * up(x)) */
 export const mlp = (kernels: Kernels, w: MlpWeights, gateUp: number, activation: number, tokens: number, input: number, out: number): void => {
   const intermediate = w.down.inFeatures
-  applyLinear(kernels, gateUp, input, tokens, w.gateUp)
-  kernels.silu_mul(activation, gateUp, tokens, intermediate)
+  kernels.gate_up_silu(activation, gateUp, input, w.gateUp.weight, tokens, intermediate, w.gateUp.inFeatures)
   applyLinear(kernels, out, activation, tokens, w.down)
 }

@@ -8,6 +8,7 @@
  */
 import { readFileSync } from "node:fs"
 import { catalog, type KernelName, type Kernels, kernelArity } from "../catalog.ts"
+import { composites, isComposite } from "../composite.ts"
 import type { KernelProvider } from "../provider.ts"
 import { ensureKernelModule, maxMemoryPages } from "./build.ts"
 import { maxArgs } from "./control.ts"
@@ -66,8 +67,11 @@ export async function createWasmProvider(options: WasmProviderOptions = {}): Pro
 
   const kernels = {} as Record<KernelName, Export>
   Object.keys(catalog).forEach((name, index) => {
+    if (isComposite(name as KernelName)) return
     kernels[name as KernelName] = bindKernel(name as KernelName, index, exports[name], memory, pool, minSplitWork)
   })
+  // composite kernels run as their sequences, each part split over the threads as it would be alone
+  Object.assign(kernels, composites(kernels as unknown as Kernels, memory.floatBytes))
 
   return {
     name: "wasm",
