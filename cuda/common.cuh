@@ -57,12 +57,12 @@ __device__ __forceinline__ float block_max(float v) {
 __device__ __forceinline__ uint32_t shared_address(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
 
 // Programmatic dependent launch (sm_90). A kernel launched with the programmatic-serialization
-// attribute (the GEMV, launched right after these small kernels) may start while the kernel
-// before it still runs: what it does before wait_for_prerequisites must not touch that kernel's
-// outputs (the GEMV streams its weights there), and the wait returns once that kernel has
-// finished and its writes are visible. allow_dependents, called first thing by the kernels
-// that precede a GEMV, lets the dependent start as soon as every block of this one runs. Both
-// are no-ops where no dependent launch is involved.
+// attribute (launch_kernel with `overlap`: the GEMVs, and the norms after them) may start while
+// the kernel before it still runs: what it does before wait_for_prerequisites must not touch that
+// kernel's outputs (the GEMV streams its weights there), and the wait returns once that kernel has
+// finished and its writes are visible. allow_dependents, called first thing by the kernels that
+// precede one, lets the dependent start as soon as every block of this one runs. Both are no-ops
+// where no dependent launch is involved.
 __device__ __forceinline__ void allow_dependents() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
@@ -73,6 +73,28 @@ __device__ __forceinline__ void wait_for_prerequisites() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
+}
+
+// kernel<<<grid, block, shared, stream>>>(args...), or with `overlap` as a programmatic dependent
+// of the kernel before it on the stream: it may start once that kernel has allowed it, and must
+// wait_for_prerequisites before it reads that kernel's outputs or writes anything.
+template <typename... Params, typename... Args>
+cudaError_t launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream, bool overlap, Args... args) {
+  if (!overlap) {
+    kernel<<<grid, block, shared, stream>>>(args...);
+    return cudaGetLastError();
+  }
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared;
+  config.stream = stream;
+  cudaLaunchAttribute dependent[1];
+  dependent[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  dependent[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = dependent;
+  config.numAttrs = 1;
+  return cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
 }
 
 // Threads for a kernel that walks one row of n elements per block: enough for one element

@@ -57,6 +57,8 @@ extern "C" int tsr_context_create(int device, tsr_context** out) {
     ctx->decode_blocks_per_sm = per_sm == nullptr ? 1 : atoi(per_sm);
     const char* overlap = getenv("TSR_OVERLAP_LAUNCHES");
     ctx->overlap_launches = overlap == nullptr || strcmp(overlap, "0") != 0;
+    const char* overlap_norms = getenv("TSR_OVERLAP_NORMS");
+    ctx->overlap_norms = ctx->overlap_launches && (overlap_norms == nullptr || strcmp(overlap_norms, "0") != 0);
     const char* bulk = getenv("TSR_GEMV_BULK");
     ctx->gemv_bulk = bulk == nullptr || strcmp(bulk, "0") != 0;
     const char* fused = getenv("TSR_FUSED_GEMV");

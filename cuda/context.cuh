@@ -29,6 +29,9 @@ struct tsr_context {
   // the GEMV starts streaming weights while the kernel before it finishes (programmatic
   // dependent launch); off where TSR_OVERLAP_LAUNCHES=0
   int overlap_launches;
+  // the norms too, as dependents of the GEMV before them (norm.cuh); off where
+  // TSR_OVERLAP_NORMS=0 or overlap_launches is
+  bool overlap_norms;
   int sm_count;
   // decode-sized matmuls (M <= 8) go to the GEMV where w has at most this many bytes, to cuBLAS
   // above it (TSR_GEMV_MAX_MB, default 64)

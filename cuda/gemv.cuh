@@ -163,6 +163,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
     gemv_kernel(bf16* __restrict__ out, const bf16* __restrict__ x, const bf16* __restrict__ w, int M, int N, int K, int tile_rounds) {
   extern __shared__ __align__(16) uint4 x_tiles[];
   __shared__ float partial[kWarps][NT * 4][32];
+  allow_dependents();  // the kernel after it (a norm, or the next GEMV) may take SMs as this one's blocks finish
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
@@ -335,6 +336,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   extern __shared__ __align__(128) unsigned char bulk_shared[];
   __shared__ float partial[kWarps][4][32];
   __shared__ __align__(8) uint64_t bars[kWarps][kBulkSlots];
+  allow_dependents();  // the kernel after it (a norm, or the next GEMV) may take SMs as this one's blocks finish
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
@@ -479,22 +481,7 @@ cudaError_t launch_persistent(void (*kernel)(Params...), int N, int sm_count, si
                               Args... args) {
   const int row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
   const int resident = (sm_count > 0 ? sm_count : 1) * kBlocksPerSm;
-  const int grid = row_blocks < resident ? row_blocks : resident;
-  if (!overlap) {
-    kernel<<<grid, kThreads, shared_bytes, stream>>>(args...);
-    return cudaGetLastError();
-  }
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(grid);
-  config.blockDim = dim3(kThreads);
-  config.dynamicSmemBytes = shared_bytes;
-  config.stream = stream;
-  cudaLaunchAttribute dependent[1];
-  dependent[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  dependent[0].val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = dependent;
-  config.numAttrs = 1;
-  return cudaLaunchKernelEx(&config, kernel, args...);
+  return launch_kernel(kernel, dim3(row_blocks < resident ? row_blocks : resident), dim3(kThreads), shared_bytes, stream, overlap, args...);
 }
 
 template <int NT, bool VECTOR>

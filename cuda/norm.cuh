@@ -13,6 +13,7 @@ namespace tsr {
 // One block per row of H. out may alias x: each thread rewrites only the elements it read.
 __global__ void rmsnorm_kernel(bf16* out, const bf16* x, const bf16* w, int H, float eps) {
   allow_dependents();  // the GEMV after it may start streaming its weights
+  wait_for_prerequisites();  // launched early (overlap): the GEMV before it wrote x
   const size_t row = (size_t)blockIdx.x * H;
   float squares = 0.f;
   for (int i = threadIdx.x; i < H; i += blockDim.x) {
@@ -29,6 +30,7 @@ __global__ void rmsnorm_kernel(bf16* out, const bf16* x, const bf16* w, int H, f
 // pass). out may alias x: x[i] is read before out[i] is written, by one thread.
 __global__ void add_rmsnorm_kernel(bf16* out, float* residual, const bf16* x, const bf16* w, int H, float eps, bool accumulate) {
   allow_dependents();  // the GEMV after it may start streaming its weights
+  wait_for_prerequisites();  // launched early (overlap): the GEMV before it wrote x
   const size_t row = (size_t)blockIdx.x * H;
   float squares = 0.f;
   for (int i = threadIdx.x; i < H; i += blockDim.x) {
@@ -58,17 +60,18 @@ __global__ void head_rmsnorm_kernel(bf16* x, const bf16* w, int T, int heads, in
 
 // ---- launchers ----
 
-inline cudaError_t rmsnorm(bf16* out, const bf16* x, const bf16* w, int T, int H, float eps, cudaStream_t stream) {
+// With `overlap`, launched as a programmatic dependent of the kernel before it (a GEMV): a norm's
+// block fits on an SM beside a GEMV's, so it is resident, waiting, when the GEMV ends, and the
+// GEMV after it can take each SM as the one before leaves it.
+inline cudaError_t rmsnorm(bf16* out, const bf16* x, const bf16* w, int T, int H, float eps, bool overlap, cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
-  rmsnorm_kernel<<<T, row_threads(H), 0, stream>>>(out, x, w, H, eps);
-  return cudaGetLastError();
+  return launch_kernel(rmsnorm_kernel, dim3(T), dim3(row_threads(H)), 0, stream, overlap, out, x, w, H, eps);
 }
 
 inline cudaError_t add_rmsnorm(bf16* out, float* residual, const bf16* x, const bf16* w, int T, int H, float eps,
-                               bool accumulate, cudaStream_t stream) {
+                               bool accumulate, bool overlap, cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
-  add_rmsnorm_kernel<<<T, row_threads(H), 0, stream>>>(out, residual, x, w, H, eps, accumulate);
-  return cudaGetLastError();
+  return launch_kernel(add_rmsnorm_kernel, dim3(T), dim3(row_threads(H)), 0, stream, overlap, out, residual, x, w, H, eps, accumulate);
 }
 
 inline cudaError_t head_rmsnorm(bf16* x, const bf16* w, int T, int heads, int D, int stride, float eps, cudaStream_t stream) {
