@@ -32,7 +32,7 @@ cudaError_t cuda_core_attention(tsr::bf16* out, const tsr::bf16* q, const tsr::b
   }
   return attn::decode<DPL>(out, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride, max_blocks,
                            block_size, scale_log2, ctx->decode_split ? ctx->attention_scratch : nullptr, ctx->attention_scratch_floats,
-                           2 * ctx->sm_count, prefill, stream);
+                           2 * ctx->sm_count, prefill, ctx->overlap_attention && !prefill, stream);
 }
 
 // TSR_ATTENTION_P_BF16=1: P rounded once to bf16 for the prefill P.V (attention_mma.cuh)
@@ -62,7 +62,8 @@ cudaError_t tensor_core_attention(tsr::bf16* out, const tsr::bf16* q, const tsr:
   // split until the blocks fill the GPU once (context.cuh: decode_blocks_per_sm)
   return attn::decode_mma<DMAX>(out, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride, max_blocks,
                                 block_size, scale_log2, ctx->decode_split ? ctx->attention_scratch : nullptr,
-                                ctx->attention_scratch_floats, ctx->decode_blocks_per_sm * ctx->sm_count, prefill, stream);
+                                ctx->attention_scratch_floats, ctx->decode_blocks_per_sm * ctx->sm_count, prefill,
+                                ctx->overlap_attention && !prefill, stream);
 }
 
 bool aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }

@@ -39,6 +39,8 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(bf16* out, float
                                                                 int max_blocks, int block_size, float scale_log2, int splits,
                                                                 bool prefill) {
   static_assert(kWarps * kRowsPerWarp == kDecodeHeads, "a warp's rows are heads of the chunk");
+  allow_dependents();        // the combine
+  wait_for_prerequisites();  // launched early (overlap): the kernel before it wrote q and the cache
   const int t = blockIdx.x;
   if (prefill && prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
   extern __shared__ __align__(16) unsigned char shared[];
@@ -122,6 +124,8 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, float* 
   using Shape = DecodeShape<DMAX>;
   using Pipeline = typename Shape::Pipeline;
   constexpr int kKeys = Shape::kKeys;
+  allow_dependents();        // the combine
+  wait_for_prerequisites();  // launched early (overlap): the kernel before it wrote q and the cache
   const int t = blockIdx.x;
   if (prefill && prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
 
@@ -218,6 +222,7 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, float* 
 static_assert(kMaxSplits <= 32, "combine_kernel: a lane per split");
 __global__ void combine_kernel(bf16* out, const float* part, const int* query_to_seq, int T, int Hq, int D, int splits, bool prefill) {
   allow_dependents();  // the o projection's GEMV may start streaming its weights
+  wait_for_prerequisites();  // launched early (overlap): the split kernel wrote part
   const int t = blockIdx.x, h = blockIdx.y, lane = threadIdx.x;
   if (prefill && prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
   const size_t row = ((size_t)t * Hq + h) * splits;
@@ -271,31 +276,37 @@ inline DecodeGrid decode_grid(int T, int Hq, int Hkv, int D, const float* scratc
 template <int DPL>
 cudaError_t decode(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, const int* query_to_seq, const int* positions,
                    const int* block_tables, int T, int Hq, int Hkv, int D, int q_stride, int max_blocks, int block_size,
-                   float scale_log2, float* scratch, size_t scratch_floats, int target_blocks, bool prefill, cudaStream_t stream) {
+                   float scale_log2, float* scratch, size_t scratch_floats, int target_blocks, bool prefill, bool overlap,
+                   cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
   const auto [chunks, splits] = decode_grid(T, Hq, Hkv, D, scratch, scratch_floats, target_blocks);
-  decode_split_kernel<DPL><<<dim3(T, Hkv, chunks * splits), kThreads, tile_bytes(D), stream>>>(
-      out, scratch, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride, max_blocks, block_size,
-      scale_log2, splits, prefill);
-  if (splits > 1) combine_kernel<<<dim3(T, Hq), 32, 0, stream>>>(out, scratch, query_to_seq, T, Hq, D, splits, prefill);
-  return cudaGetLastError();
+  if (cudaError_t error = launch_kernel(decode_split_kernel<DPL>, dim3(T, Hkv, chunks * splits), dim3(kThreads), tile_bytes(D), stream,
+                                        overlap, out, scratch, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D,
+                                        q_stride, max_blocks, block_size, scale_log2, splits, prefill)) {
+    return error;
+  }
+  if (splits == 1) return cudaSuccess;
+  return launch_kernel(combine_kernel, dim3(T, Hq), dim3(32), 0, stream, overlap, out, scratch, query_to_seq, T, Hq, D, splits, prefill);
 }
 
 template <int DMAX>
 cudaError_t decode_mma(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, const int* query_to_seq, const int* positions,
                        const int* block_tables, int T, int Hq, int Hkv, int D, int q_stride, int max_blocks, int block_size,
-                       float scale_log2, float* scratch, size_t scratch_floats, int target_blocks, bool prefill, cudaStream_t stream) {
+                       float scale_log2, float* scratch, size_t scratch_floats, int target_blocks, bool prefill, bool overlap,
+                       cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
   const auto [chunks, splits] = decode_grid(T, Hq, Hkv, D, scratch, scratch_floats, target_blocks);
   const size_t shared = DecodeShape<DMAX>::shared_bytes(D);
   auto* kernel = decode_mma_kernel<DMAX>;
   // over 48 KiB of dynamic shared memory needs an opt-in (set at every launch: per device)
   if (cudaError_t error = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared)) return error;
-  kernel<<<dim3(T, Hkv, chunks * splits), kThreads, shared, stream>>>(out, scratch, q, k_cache, v_cache, query_to_seq, positions,
-                                                                      block_tables, T, Hq, Hkv, D, q_stride, max_blocks, block_size,
-                                                                      scale_log2, splits, prefill);
-  if (splits > 1) combine_kernel<<<dim3(T, Hq), 32, 0, stream>>>(out, scratch, query_to_seq, T, Hq, D, splits, prefill);
-  return cudaGetLastError();
+  if (cudaError_t error = launch_kernel(kernel, dim3(T, Hkv, chunks * splits), dim3(kThreads), shared, stream, overlap, out, scratch, q,
+                                        k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride, max_blocks,
+                                        block_size, scale_log2, splits, prefill)) {
+    return error;
+  }
+  if (splits == 1) return cudaSuccess;
+  return launch_kernel(combine_kernel, dim3(T, Hq), dim3(32), 0, stream, overlap, out, scratch, query_to_seq, T, Hq, D, splits, prefill);
 }
 
 }  // namespace tsr::attention
