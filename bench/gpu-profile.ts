@@ -99,6 +99,14 @@ const profile = async (name: string, plan: StepPlan) => {
   const step = calls.slice()
   const run = (call: { name: KernelName; args: number[] }) => (gpu.kernels[call.name] as (...a: number[]) => void)(...call.args)
   const stepMs = timeInGraph(() => step.forEach(run))
+  // bf16 weights a projection reads, from its trailing scalars (see the catalog)
+  const weightBytesOf = ({ name, args }: { name: KernelName; args: number[] }): number => {
+    const [, b, c, d, e] = args.slice(-5)
+    if (name === "matmul") return 2 * d * e // M, N, K
+    if (name === "qkv_rope_kv_write") return 2 * (c + 2 * d) * e * b // T, K, Hq, Hkv, D
+    if (name === "gate_up_silu") return 2 * 2 * d * e // T, I, K
+    return 0
+  }
   const groups = new Map<string, Group>()
   for (const call of step) {
     // matmul's scalars are M, N, K (the last three): group by shape, and count the weights it reads
@@ -106,7 +114,7 @@ const profile = async (name: string, plan: StepPlan) => {
     const group = groups.get(key) ?? { kernel: key, calls: 0, ms: 0, weightBytes: 0 }
     group.calls++
     group.ms += timeInGraph(() => run(call))
-    if (call.name === "matmul") group.weightBytes += 2 * call.args.at(-2)! * call.args.at(-1)!
+    group.weightBytes += weightBytesOf(call)
     groups.set(key, group)
   }
   const sorted = [...groups.values()].sort((a, b) => b.ms - a.ms)

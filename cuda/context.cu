@@ -60,7 +60,7 @@ extern "C" int tsr_context_create(int device, tsr_context** out) {
     const char* overlap_norms = getenv("TSR_OVERLAP_NORMS");
     ctx->overlap_norms = ctx->overlap_launches && (overlap_norms == nullptr || strcmp(overlap_norms, "0") != 0);
     const char* overlap_attention = getenv("TSR_OVERLAP_ATTENTION");
-    ctx->overlap_attention = ctx->overlap_launches && overlap_attention != nullptr && strcmp(overlap_attention, "0") != 0;
+    ctx->overlap_attention = ctx->overlap_launches && (overlap_attention == nullptr || strcmp(overlap_attention, "0") != 0);
     const char* bulk = getenv("TSR_GEMV_BULK");
     ctx->gemv_bulk = bulk == nullptr || strcmp(bulk, "0") != 0;
     const char* fused = getenv("TSR_FUSED_GEMV");

@@ -33,7 +33,7 @@ struct tsr_context {
   // TSR_OVERLAP_NORMS=0 or overlap_launches is
   bool overlap_norms;
   // decode attention and its merge too, as dependents of the kernel before each (attention.cu);
-  // on where TSR_OVERLAP_ATTENTION=1 and overlap_launches is
+  // off where TSR_OVERLAP_ATTENTION=0 or overlap_launches is
   bool overlap_attention;
   int sm_count;
   // decode-sized matmuls (M <= 8) go to the GEMV where w has at most this many bytes, to cuBLAS
