@@ -62,7 +62,8 @@ cudaError_t tensor_core_attention(tsr::bf16* out, const tsr::bf16* q, const tsr:
   // split until the blocks fill the GPU once (context.cuh: decode_blocks_per_sm)
   return attn::decode_mma<DMAX>(out, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride, max_blocks,
                                 block_size, scale_log2, ctx->decode_split ? ctx->attention_scratch : nullptr,
-                                ctx->attention_scratch_floats, ctx->decode_blocks_per_sm * ctx->sm_count, prefill,
+                                ctx->attention_scratch_floats,
+                                ctx->decode_target_blocks > 0 ? ctx->decode_target_blocks : ctx->decode_blocks_per_sm * ctx->sm_count, prefill,
                                 ctx->overlap_attention && !prefill, stream);
 }
 

@@ -26,6 +26,8 @@ struct tsr_context {
   // (TSR_DECODE_BLOCKS_PER_SM, default 1: one wave; 4, two waves of the two blocks an SM holds,
   // was 3.6% slower at batch 64 on H100, splitting 512 blocks in two and adding the combine)
   int decode_blocks_per_sm;
+  // or, where TSR_DECODE_TARGET_BLOCKS is set, this many blocks in all (0: unset)
+  int decode_target_blocks;
   // the GEMV starts streaming weights while the kernel before it finishes (programmatic
   // dependent launch); off where TSR_OVERLAP_LAUNCHES=0
   int overlap_launches;
