@@ -230,9 +230,27 @@ const simulate = (w: Workload) => {
   coverage.prefixHitTokens += stats.prefixCacheHitTokens
 }
 
+/**
+ * Workloads that reach each path under test whatever the random ones do (150 random workloads
+ * once went without a preemption): three requests that cannot all fit the cache; a forked
+ * request whose prompt comes back later, chunked, with prefix caching.
+ */
+const coveringWorkloads: Workload[] = [
+  {
+    blockSize: 4, numBlocks: 12, maxNumSeqs: 4, maxNumBatchedTokens: MAX_MODEL_LEN + 16,
+    enablePrefixCaching: false, enableChunkedPrefill: false,
+    arrivals: [0, 1, 2].map((i) => ({ step: 0, prompt: Array.from({ length: 10 }, (_, j) => (i * 7 + j) % V), outputLen: 30, n: 1, cancelAfter: undefined }))
+  },
+  {
+    blockSize: 2, numBlocks: 48, maxNumSeqs: 4, maxNumBatchedTokens: 5,
+    enablePrefixCaching: true, enableChunkedPrefill: true,
+    arrivals: [0, 12].map((step, i) => ({ step, prompt: Array.from({ length: 12 }, (_, j) => (3 * j + 1) % V), outputLen: 6, n: 2 - i, cancelAfter: undefined }))
+  }
+]
+
 describe("scheduler over random workloads", () => {
   it("plans respect limits and blocks; block accounting is exact; all requests finish with the cache-free outputs", () => {
-    fc.assert(fc.property(workloadArb, simulate), { numRuns: 150 })
+    fc.assert(fc.property(workloadArb, simulate), { numRuns: 150, examples: coveringWorkloads.map((w) => [w]) })
     // the workloads must reach the paths under test, or the property proves little
     expect(coverage.preemptions).toBeGreaterThan(0)
     expect(coverage.prefixHitTokens).toBeGreaterThan(0)
