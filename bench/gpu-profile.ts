@@ -6,7 +6,10 @@
  *   2. each recorded call is captured `reps` times into a graph of its own and replayed between
  *      two events: its time inside a graph, launch gap included, as a captured step pays it;
  *   3. the whole recorded step is captured once and replayed: the step as the decode graphs run
- *      it, to compare with the sum of its parts.
+ *      it, to compare with the sum of its parts;
+ *   4. for each group, the step without that group's calls: the step's time less that is what the
+ *      group costs inside the step, where kernels overlap (outputs are garbage then; the times of
+ *      these kernels do not depend on their values).
  * Calls are grouped by kernel and, for matmul, by shape (M x N x K); each group gets its time
  * per step, its share, and for matmul the bytes of weights read per second.
  *
@@ -86,9 +89,14 @@ interface Group {
   ms: number
   /** matmul: bytes of weights read per step */
   weightBytes: number
+  /** the step's time less the step's without this group's calls */
+  inStepMs?: number
 }
 const results: Array<{ step: string; stepMs: number; sumMs: number; groups: Group[] }> = []
 const token = (s: number, j: number) => 3 + ((s * 7919 + j * 104729) % 100000)
+
+/** a call's group: the kernel, and for matmul its shape */
+const keyOf = (call: { name: KernelName; args: number[] }): string => (call.name === "matmul" ? `matmul ${call.args.slice(-3).join("x")}` : call.name)
 
 /** runs `plan` once recording its kernels, then times them one by one and all together */
 const profile = async (name: string, plan: StepPlan) => {
@@ -110,21 +118,25 @@ const profile = async (name: string, plan: StepPlan) => {
   const groups = new Map<string, Group>()
   for (const call of step) {
     // matmul's scalars are M, N, K (the last three): group by shape, and count the weights it reads
-    const key = call.name === "matmul" ? `matmul ${call.args.slice(-3).join("x")}` : call.name
+    const key = keyOf(call)
     const group = groups.get(key) ?? { kernel: key, calls: 0, ms: 0, weightBytes: 0 }
     group.calls++
     group.ms += timeInGraph(() => run(call))
     group.weightBytes += weightBytesOf(call)
     groups.set(key, group)
   }
+  for (const group of groups.values()) {
+    const rest = step.filter((call) => keyOf(call) !== group.kernel)
+    group.inStepMs = stepMs - timeInGraph(() => rest.forEach(run))
+  }
   const sorted = [...groups.values()].sort((a, b) => b.ms - a.ms)
   const sumMs = sorted.reduce((n, g) => n + g.ms, 0)
   results.push({ step: name, stepMs, sumMs, groups: sorted })
   console.log(`\n${name}: step in one graph ${stepMs.toFixed(3)} ms; sum of the kernels, each in its own graph, ${sumMs.toFixed(3)} ms (${step.length} kernels)`)
-  console.log(`${"kernel".padEnd(30)}${"calls".padStart(6)}${"us/step".padStart(10)}${"share".padStart(8)}${"GB/s".padStart(8)}`)
+  console.log(`${"kernel".padEnd(30)}${"calls".padStart(6)}${"us/step".padStart(10)}${"share".padStart(8)}${"GB/s".padStart(8)}${"in step".padStart(10)}`)
   for (const g of sorted) {
     const rate = g.weightBytes ? ((g.weightBytes / (g.ms / 1e3)) / 1e9).toFixed(0) : ""
-    console.log(`${g.kernel.padEnd(30)}${String(g.calls).padStart(6)}${(g.ms * 1e3).toFixed(1).padStart(10)}${`${((100 * g.ms) / sumMs).toFixed(1)}%`.padStart(8)}${rate.padStart(8)}`)
+    console.log(`${g.kernel.padEnd(30)}${String(g.calls).padStart(6)}${(g.ms * 1e3).toFixed(1).padStart(10)}${`${((100 * g.ms) / sumMs).toFixed(1)}%`.padStart(8)}${rate.padStart(8)}${(g.inStepMs! * 1e3).toFixed(1).padStart(10)}`)
   }
 }
 

@@ -92,20 +92,76 @@ struct SiluRows {
   __device__ void store(int rb, int g, int m, bf16 gate, bf16 up) const { out[(size_t)m * I + rb * 8 + g] = silu_times(load(gate), load(up)); }
 };
 
+// A projection that adds its output into the residual stream as it stores (rows as StoreRows):
+// residual[m, n] += bf16(sum), what matmul then residual_add (or add_rmsnorm's add) gives.
+struct AddToResidual {
+  float* residual;
+  int N;
+  __device__ int row(int rb, int i) const { return min(rb * gemv::kRowsPerBlock + i, N - 1); }
+  size_t shared_bytes(int) const { return 0; }
+  __device__ void prepare(unsigned char*, int) {}
+  __device__ void store(int rb, int g, int m, bf16 lo, bf16 hi) const {
+    const int n = rb * gemv::kRowsPerBlock + g;
+    float* row = residual + (size_t)m * N;
+    if (n < N) row[n] = row[n] + load(lo);
+    if (n + 8 < N) row[n + 8] = row[n + 8] + load(hi);
+  }
+};
+
+// x made in shared memory as the rows' RMSNorm of the residual stream (f32 [M, K]) times g: what
+// add_rmsnorm with kResidualKeep writes, bit for bit (the same sum of squares in the same order:
+// a GEMV block has kNormThreads threads). Every block makes all of it: M rows of K, from L2.
+struct NormedResidual {
+  const float* residual;
+  const bf16* g;
+  float eps;
+  __device__ void stage(uint4* tile, int stride, int M, int K) const {
+    static_assert(gemv::kThreads == kNormThreads, "the norm's sum of squares in its one order");
+    const int chunks = K / gemv::kChunk;
+    for (int m = 0; m < M; ++m) {
+      const float* row = residual + (size_t)m * K;
+      float squares = 0.f;
+      for (int i = threadIdx.x; i < K; i += gemv::kThreads) squares = add_square(squares, row[i]);
+      const float inv = inv_rms(squares, K, eps);
+      for (int c = threadIdx.x; c < stride; c += gemv::kThreads) {
+        uint4 chunk = make_uint4(0, 0, 0, 0);
+        if (c < chunks) {
+          const float4 lo = reinterpret_cast<const float4*>(row)[2 * c], hi = reinterpret_cast<const float4*>(row)[2 * c + 1];
+          const uint4 g8 = reinterpret_cast<const uint4*>(g)[c];
+          const float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+          const bf16* gw = reinterpret_cast<const bf16*>(&g8);
+          bf16* out = reinterpret_cast<bf16*>(&chunk);
+#pragma unroll
+          for (int e = 0; e < 8; ++e) out[e] = normalized(v[e], inv, gw[e]);
+        }
+        tile[m * stride + c] = chunk;
+      }
+    }
+  }
+};
+
 // Where qkv_rope_kv_write's fused kernel runs: the bulk GEMV's conditions with the angles beside x
-inline bool qkv_rope_fuses(const bf16* x, const bf16* w, int M, int K, int D) {
+// (x: the input rows, or the residual stream they are normalised from)
+inline bool qkv_rope_fuses(const void* x, const bf16* w, int M, int K, int D) {
   return D % gemv::kRowsPerBlock == 0 && gemv_bulk_applies(x, w, M, K, (size_t)M * (D / 2) * sizeof(float2));
 }
 
-inline cudaError_t qkv_rope_kv_write(bf16* qkv, const bf16* x, const bf16* w, bf16* k_cache, bf16* v_cache, const int* positions,
-                                     const float* inv_freq, const int* slots, int M, int K, int Hq, int Hkv, int D, int sm_count, bool overlap,
-                                     cudaStream_t stream) {
+// Input: gemv::XRows (x given) or NormedResidual (x made from the residual stream)
+template <class Input>
+cudaError_t qkv_rope_kv_write(bf16* qkv, Input input, const bf16* w, bf16* k_cache, bf16* v_cache, const int* positions, const float* inv_freq,
+                              const int* slots, int M, int K, int Hq, int Hkv, int D, int sm_count, bool overlap, cudaStream_t stream) {
   const RopeKvRows rows{qkv, k_cache, v_cache, positions, inv_freq, slots, Hq, Hkv, D, nullptr};
-  return gemv::launch_bulk(rows, x, w, M, (Hq + 2 * Hkv) * D, K, sm_count, overlap, stream);
+  return gemv::launch_bulk(rows, input, w, M, (Hq + 2 * Hkv) * D, K, sm_count, overlap, stream);
 }
 
-inline cudaError_t gate_up_silu(bf16* out, const bf16* x, const bf16* w, int M, int I, int K, int sm_count, bool overlap, cudaStream_t stream) {
-  return gemv::launch_bulk(SiluRows{out, I}, x, w, M, 2 * I, K, sm_count, overlap, stream);
+template <class Input>
+cudaError_t gate_up_silu(bf16* out, Input input, const bf16* w, int M, int I, int K, int sm_count, bool overlap, cudaStream_t stream) {
+  return gemv::launch_bulk(SiluRows{out, I}, input, w, M, 2 * I, K, sm_count, overlap, stream);
+}
+
+inline cudaError_t matmul_residual_add(float* residual, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap,
+                                       cudaStream_t stream) {
+  return gemv::launch_bulk(AddToResidual{residual, N}, gemv::XRows{x}, w, M, N, K, sm_count, overlap, stream);
 }
 
 }  // namespace tsr
