@@ -8,10 +8,11 @@
  *   - copies, lookups, kv_write and argmax: exact (argmax's ties included: bf16 logits tie
  *     often, and both take the first index);
  *   - a composite kernel, also against its own sequence of kernels on the GPU: exact (a fused
- *     kernel must give what the sequence gives). Against the CPU its rms term is 2^-7, not 1e-3:
- *     the GPU rounds the intermediate (the projection) to bf16 where the CPU keeps f32, and
- *     rope's turn or the activation can make a small output of large intermediates, so that
- *     rounding shows in proportion to the intermediates' size (about the outputs' rms);
+ *     kernel must give what the sequence gives). Against the CPU its rms term is 2^-6, not 1e-3:
+ *     the GPU rounds its intermediates (the normalised input, the projection) to bf16 where the
+ *     CPU keeps f32, and rope's turn, the activation or the residual add can make a small output
+ *     of large intermediates, so those roundings show in proportion to the intermediates' size
+ *     (about the outputs' rms);
  *   - everything else: |gpu - c| <= 2^-7 |c| + 1e-3 rms(c). One bf16 rounding of the stored
  *     output is 2^-9 relative, and 2^-7 leaves a factor 4 over it (add_rmsnorm's residual is
  *     f32 on both). The 1e-3 rms term covers elements near zero,
@@ -299,7 +300,7 @@ const qkvRopeCase = ([T, K, Hq, Hkv, D]: [number, number, number, number, number
     args: (at) => [at("qkv"), at("x"), at("w"), at("kCache"), at("vCache"), at("positions"), at("invFreq"), at("slots"), T, K, Hq, Hkv, D],
     outputs: ["qkv", "kCache", "vCache"],
     againstSequence: true,
-    rmsTolerance: 2 ** -7
+    rmsTolerance: 2 ** -6
   }
 }
 
@@ -311,7 +312,7 @@ const gateUpSiluCase = ([T, I, K]: [number, number, number]): KernelCase => ({
   args: (at) => [at("out"), at("gateUp"), at("x"), at("w"), T, I, K],
   outputs: ["out"],
   againstSequence: true,
-  rmsTolerance: 2 ** -7
+  rmsTolerance: 2 ** -6
 })
 
 /**
@@ -343,7 +344,7 @@ const normGateUpSiluCase = ([T, I, K, mode]: [number, number, number, number]): 
   args: (at) => [at("out"), at("gateUp"), at("normed"), at("residual"), at("x"), at("normW"), at("w"), T, I, K, 1e-5, mode],
   outputs: ["out", "residual"],
   againstSequence: true,
-  rmsTolerance: 2 ** -7
+  rmsTolerance: 2 ** -6
 })
 
 /** a row-parallel projection added into the residual stream; out is scratch */
@@ -353,7 +354,8 @@ const matmulResidualAddCase = ([M, N, K]: [number, number, number]): KernelCase 
   buffers: { residual: f32s(M * N, -3, 3), out: outputOf(M * N), x: floats(M * K), w: floats(N * K, -0.1, 0.1) },
   args: (at) => [at("residual"), at("out"), at("x"), at("w"), M, N, K],
   outputs: ["residual"],
-  againstSequence: true
+  againstSequence: true,
+  rmsTolerance: 2 ** -6
 })
 
 export const kernelCases = (): KernelCase[] => [

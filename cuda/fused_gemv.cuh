@@ -109,20 +109,52 @@ struct AddToResidual {
 };
 
 // x made in shared memory as the rows' RMSNorm of the residual stream (f32 [M, K]) times g: what
-// add_rmsnorm with kResidualKeep writes, bit for bit (the same sum of squares in the same order:
-// a GEMV block has kNormThreads threads). Every block makes all of it: M rows of K, from L2.
+// add_rmsnorm with kResidualKeep writes, bit for bit. Its sum of squares is the norm kernel's, in
+// that kernel's order: each of the block's threads stands for kNormThreads / kThreads of the
+// kernel's, lane for lane, so the warp sums are the kernel's, and the 32 warp sums are added as
+// block_sum adds them. All rows' loads are issued together (M x 16 a thread at K = 4096), then the
+// warp sums, one barrier, and the rows' totals: a row at a time, each with its own barriers and
+// round trips to L2, cost 12 us a call at M = 8. Every block makes all of x, from L2.
 struct NormedResidual {
   const float* residual;
   const bf16* g;
   float eps;
   __device__ void stage(uint4* tile, int stride, int M, int K) const {
-    static_assert(gemv::kThreads == kNormThreads, "the norm's sum of squares in its one order");
+    constexpr int kStand = kNormThreads / gemv::kThreads;  // norm threads a thread stands for
+    constexpr int kMaxRows = 8;
+    static_assert(kNormThreads % gemv::kThreads == 0 && kNormThreads / 32 == 32, "block_sum's 32 warps, 4 a warp here");
+    __shared__ float warp_sums[kMaxRows][kNormThreads / 32];
+    __shared__ float row_inv[kMaxRows];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    float squares[kMaxRows][kStand];
+#pragma unroll
+    for (int m = 0; m < kMaxRows; ++m) {
+#pragma unroll
+      for (int j = 0; j < kStand; ++j) {
+        squares[m][j] = 0.f;
+        if (m >= M) continue;
+        const float* row = residual + (size_t)m * K;
+        for (int i = (warp * kStand + j) * 32 + lane; i < K; i += kNormThreads) squares[m][j] = add_square(squares[m][j], row[i]);
+      }
+    }
+#pragma unroll
+    for (int m = 0; m < kMaxRows; ++m) {
+#pragma unroll
+      for (int j = 0; j < kStand; ++j) {
+        const float sum = warp_sum(squares[m][j]);
+        if (m < M && lane == 0) warp_sums[m][warp * kStand + j] = sum;
+      }
+    }
+    __syncthreads();
+    if (warp < M) {
+      const float total = warp_sum(warp_sums[warp][lane]);
+      if (lane == 0) row_inv[warp] = rsqrtf(total / K + eps);  // inv_rms's expression
+    }
+    __syncthreads();
     const int chunks = K / gemv::kChunk;
     for (int m = 0; m < M; ++m) {
       const float* row = residual + (size_t)m * K;
-      float squares = 0.f;
-      for (int i = threadIdx.x; i < K; i += gemv::kThreads) squares = add_square(squares, row[i]);
-      const float inv = inv_rms(squares, K, eps);
+      const float inv = row_inv[m];
       for (int c = threadIdx.x; c < stride; c += gemv::kThreads) {
         uint4 chunk = make_uint4(0, 0, 0, 0);
         if (c < chunks) {
