@@ -112,9 +112,7 @@ struct AddToResidual {
 // add_rmsnorm with kResidualKeep writes, bit for bit. Its sum of squares is the norm kernel's, in
 // that kernel's order: each of the block's threads stands for kNormThreads / kThreads of the
 // kernel's, lane for lane, so the warp sums are the kernel's, and the 32 warp sums are added as
-// block_sum adds them. All rows' loads are issued together (M x 16 a thread at K = 4096), then the
-// warp sums, one barrier, and the rows' totals: a row at a time, each with its own barriers and
-// round trips to L2, cost 12 us a call at M = 8. Every block makes all of x, from L2.
+// block_sum adds them: all rows together, with one barrier. Every block makes all of x, from L2.
 struct NormedResidual {
   const float* residual;
   const bf16* g;
@@ -126,15 +124,23 @@ struct NormedResidual {
     __shared__ float warp_sums[kMaxRows][kNormThreads / 32];
     __shared__ float row_inv[kMaxRows];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    float squares[kMaxRows][kStand];
+    // every load of a pass in flight before its first use: a load then its use, in turn, waits
+    // out L2's latency once per element (what made the first versions slow)
+    float squares[kMaxRows][kStand] = {};
+    for (int base = 0; base < K; base += kNormThreads) {
+      float v[kMaxRows][kStand];
 #pragma unroll
-    for (int m = 0; m < kMaxRows; ++m) {
+      for (int m = 0; m < kMaxRows; ++m) {
 #pragma unroll
-      for (int j = 0; j < kStand; ++j) {
-        squares[m][j] = 0.f;
-        if (m >= M) continue;
-        const float* row = residual + (size_t)m * K;
-        for (int i = (warp * kStand + j) * 32 + lane; i < K; i += kNormThreads) squares[m][j] = add_square(squares[m][j], row[i]);
+        for (int j = 0; j < kStand; ++j) {
+          const int i = base + (warp * kStand + j) * 32 + lane;
+          v[m][j] = m < M && i < K ? residual[(size_t)m * K + i] : 0.f;  // a zero adds nothing to the sum
+        }
+      }
+#pragma unroll
+      for (int m = 0; m < kMaxRows; ++m) {
+#pragma unroll
+        for (int j = 0; j < kStand; ++j) squares[m][j] = add_square(squares[m][j], v[m][j]);
       }
     }
 #pragma unroll
@@ -152,19 +158,26 @@ struct NormedResidual {
     }
     __syncthreads();
     const int chunks = K / gemv::kChunk;
-    for (int m = 0; m < M; ++m) {
-      const float* row = residual + (size_t)m * K;
-      const float inv = row_inv[m];
-      for (int c = threadIdx.x; c < stride; c += gemv::kThreads) {
+    for (int c = threadIdx.x; c < stride; c += gemv::kThreads) {
+      const bool inside = c < chunks;  // zeros past K
+      const uint4 g8 = inside ? reinterpret_cast<const uint4*>(g)[c] : make_uint4(0, 0, 0, 0);
+      float4 lo[kMaxRows], hi[kMaxRows];
+#pragma unroll
+      for (int m = 0; m < kMaxRows; ++m) {
+        const float4* row = reinterpret_cast<const float4*>(residual + (size_t)m * K);
+        lo[m] = m < M && inside ? row[2 * c] : make_float4(0.f, 0.f, 0.f, 0.f);
+        hi[m] = m < M && inside ? row[2 * c + 1] : make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+      const bf16* gw = reinterpret_cast<const bf16*>(&g8);
+#pragma unroll
+      for (int m = 0; m < kMaxRows; ++m) {
+        if (m >= M) break;
         uint4 chunk = make_uint4(0, 0, 0, 0);
-        if (c < chunks) {
-          const float4 lo = reinterpret_cast<const float4*>(row)[2 * c], hi = reinterpret_cast<const float4*>(row)[2 * c + 1];
-          const uint4 g8 = reinterpret_cast<const uint4*>(g)[c];
-          const float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
-          const bf16* gw = reinterpret_cast<const bf16*>(&g8);
+        if (inside) {
+          const float v[8] = {lo[m].x, lo[m].y, lo[m].z, lo[m].w, hi[m].x, hi[m].y, hi[m].z, hi[m].w};
           bf16* out = reinterpret_cast<bf16*>(&chunk);
 #pragma unroll
-          for (int e = 0; e < 8; ++e) out[e] = normalized(v[e], inv, gw[e]);
+          for (int e = 0; e < 8; ++e) out[e] = normalized(v[e], row_inv[m], gw[e]);
         }
         tile[m * stride + c] = chunk;
       }
