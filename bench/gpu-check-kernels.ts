@@ -8,11 +8,10 @@
  *   - copies, lookups, kv_write and argmax: exact (argmax's ties included: bf16 logits tie
  *     often, and both take the first index);
  *   - a composite kernel, also against its own sequence of kernels on the GPU: exact (a fused
- *     kernel must give what the sequence gives). Against the CPU its rms term is 2^-6, not 1e-3:
- *     the GPU rounds its intermediates (the normalised input, the projection) to bf16 where the
- *     CPU keeps f32, and rope's turn, the activation or the residual add can make a small output
- *     of large intermediates, so those roundings show in proportion to the intermediates' size
- *     (about the outputs' rms);
+ *     kernel must give what the sequence gives). Against the CPU its rms term is 2^-7, not 1e-3:
+ *     the GPU rounds the intermediate (the projection) to bf16 where the CPU keeps f32, and
+ *     rope's turn or the activation can make a small output of large intermediates, so that
+ *     rounding shows in proportion to the intermediates' size (about the outputs' rms);
  *   - everything else: |gpu - c| <= 2^-7 |c| + 1e-3 rms(c). One bf16 rounding of the stored
  *     output is 2^-9 relative, and 2^-7 leaves a factor 4 over it (add_rmsnorm's residual is
  *     f32 on both). The 1e-3 rms term covers elements near zero,
@@ -124,20 +123,6 @@ const rowCases = ([T, H]: [number, number]): KernelCase[] => [
     buffers: { residual: f32s(T * H, -3, 3), x: floats(T * H, -3, 3), w: floats(H, 0.5, 1.5) },
     args: (at) => [at("x"), at("residual"), at("x"), at("w"), T, H, 1e-5, 0],
     outputs: ["x", "residual"]
-  },
-  {
-    kernel: "add_rmsnorm",
-    label: `T=${T} H=${H}, residual kept (x unread)`,
-    buffers: { out: outputOf(T * H), residual: f32s(T * H, -3, 3), x: outputOf(T * H), w: floats(H, 0.5, 1.5) },
-    args: (at) => [at("out"), at("residual"), at("x"), at("w"), T, H, 1e-6, 2],
-    outputs: ["out", "residual"]
-  },
-  {
-    kernel: "residual_add",
-    label: `n=${T * H}`,
-    buffers: { residual: f32s(T * H, -3, 3), x: floats(T * H, -3, 3) },
-    args: (at) => [at("residual"), at("x"), T * H],
-    outputs: ["residual"]
   },
   {
     kernel: "embedding",
@@ -300,7 +285,7 @@ const qkvRopeCase = ([T, K, Hq, Hkv, D]: [number, number, number, number, number
     args: (at) => [at("qkv"), at("x"), at("w"), at("kCache"), at("vCache"), at("positions"), at("invFreq"), at("slots"), T, K, Hq, Hkv, D],
     outputs: ["qkv", "kCache", "vCache"],
     againstSequence: true,
-    rmsTolerance: 2 ** -6
+    rmsTolerance: 2 ** -7
   }
 }
 
@@ -312,50 +297,7 @@ const gateUpSiluCase = ([T, I, K]: [number, number, number]): KernelCase => ({
   args: (at) => [at("out"), at("gateUp"), at("x"), at("w"), T, I, K],
   outputs: ["out"],
   againstSequence: true,
-  rmsTolerance: 2 ** -6
-})
-
-/**
- * the layer's input norm with its projection: residual kept (mode 2: the GPU makes the norm in
- * the GEMV, to decode sizes) or x added first (mode 1: add_rmsnorm, then the projection)
- */
-const normQkvRopeCase = ([T, K, Hq, Hkv, D, mode]: [number, number, number, number, number, number]): KernelCase => {
-  const inner = qkvRopeCase([T, K, Hq, Hkv, D])
-  return {
-    ...inner,
-    kernel: "norm_qkv_rope_kv_write",
-    label: `${inner.label}, residualMode ${mode}`,
-    buffers: { ...inner.buffers, normed: outputOf(T * K), residual: f32s(T * K, -3, 3), normW: floats(K, 0.5, 1.5) },
-    args: (at) => [
-      at("qkv"), at("normed"), at("residual"), at("x"), at("normW"), at("w"), at("kCache"), at("vCache"), at("positions"), at("invFreq"),
-      at("slots"), T, K, Hq, Hkv, D, 1e-5, mode
-    ],
-    outputs: ["qkv", "kCache", "vCache", "residual"]
-  }
-}
-
-const normGateUpSiluCase = ([T, I, K, mode]: [number, number, number, number]): KernelCase => ({
-  kernel: "norm_gate_up_silu",
-  label: `T=${T} I=${I} K=${K}, residualMode ${mode}`,
-  buffers: {
-    out: outputOf(T * I), gateUp: outputOf(T * 2 * I), normed: outputOf(T * K), residual: f32s(T * K, -3, 3), x: floats(T * K, -2, 2),
-    normW: floats(K, 0.5, 1.5), w: floats(2 * I * K, -0.1, 0.1)
-  },
-  args: (at) => [at("out"), at("gateUp"), at("normed"), at("residual"), at("x"), at("normW"), at("w"), T, I, K, 1e-5, mode],
-  outputs: ["out", "residual"],
-  againstSequence: true,
-  rmsTolerance: 2 ** -6
-})
-
-/** a row-parallel projection added into the residual stream; out is scratch */
-const matmulResidualAddCase = ([M, N, K]: [number, number, number]): KernelCase => ({
-  kernel: "matmul_residual_add",
-  label: `M=${M} N=${N} K=${K}`,
-  buffers: { residual: f32s(M * N, -3, 3), out: outputOf(M * N), x: floats(M * K), w: floats(N * K, -0.1, 0.1) },
-  args: (at) => [at("residual"), at("out"), at("x"), at("w"), M, N, K],
-  outputs: ["residual"],
-  againstSequence: true,
-  rmsTolerance: 2 ** -6
+  rmsTolerance: 2 ** -7
 })
 
 export const kernelCases = (): KernelCase[] => [
@@ -369,12 +311,6 @@ export const kernelCases = (): KernelCase[] => [
   ...([[1, 4096, 32, 8, 128], [5, 4096, 32, 8, 128], [8, 512, 4, 2, 32], [3, 1536, 12, 2, 64], [9, 1024, 8, 2, 128], [2, 769, 4, 2, 64],
     [4, 512, 4, 2, 80]] as [number, number, number, number, number][]).map(qkvRopeCase),
   ...([[1, 2048, 4096], [6, 1000, 512], [8, 128, 64], [12, 256, 512], [2, 100, 769], [3, 36, 512]] as [number, number, number][]).map(gateUpSiluCase),
-  ...([[1, 4096, 32, 8, 128, 2], [5, 4096, 32, 8, 128, 2], [3, 512, 4, 2, 32, 1], [9, 1024, 8, 2, 128, 2], [2, 769, 4, 2, 64, 2],
-    [4, 512, 4, 2, 80, 2]] as [number, number, number, number, number, number][]).map(normQkvRopeCase),
-  ...([[1, 2048, 4096, 2], [6, 1000, 512, 2], [8, 128, 64, 1], [12, 256, 512, 2], [2, 100, 769, 2]] as [number, number, number, number][]).map(
-    normGateUpSiluCase
-  ),
-  ...([[1, 4096, 4096], [3, 1024, 14336], [8, 1000, 512], [12, 256, 512], [2, 100, 769]] as [number, number, number][]).map(matmulResidualAddCase),
   ...([[4, 2, 32], [4, 1, 16], [6, 2, 20], [32, 8, 128], [24, 1, 80], [4, 4, 256], [2, 2, 96]] as [number, number, number][]).map((heads) =>
     attentionCase(heads, [[0, 37], [70, 1], [50, 20], [0, 16], [200, 1]])
   ),

@@ -92,121 +92,20 @@ struct SiluRows {
   __device__ void store(int rb, int g, int m, bf16 gate, bf16 up) const { out[(size_t)m * I + rb * 8 + g] = silu_times(load(gate), load(up)); }
 };
 
-// A projection that adds its output into the residual stream as it stores (rows as StoreRows):
-// residual[m, n] += bf16(sum), what matmul then residual_add (or add_rmsnorm's add) gives.
-struct AddToResidual {
-  float* residual;
-  int N;
-  __device__ int row(int rb, int i) const { return min(rb * gemv::kRowsPerBlock + i, N - 1); }
-  size_t shared_bytes(int) const { return 0; }
-  __device__ void prepare(unsigned char*, int) {}
-  __device__ void store(int rb, int g, int m, bf16 lo, bf16 hi) const {
-    const int n = rb * gemv::kRowsPerBlock + g;
-    float* row = residual + (size_t)m * N;
-    if (n < N) row[n] = row[n] + load(lo);
-    if (n + 8 < N) row[n + 8] = row[n + 8] + load(hi);
-  }
-};
-
-// x made in shared memory as the rows' RMSNorm of the residual stream (f32 [M, K]) times g: what
-// add_rmsnorm with kResidualKeep writes, bit for bit. Its sum of squares is the norm kernel's, in
-// that kernel's order: each of the block's threads stands for kNormThreads / kThreads of the
-// kernel's, lane for lane, so the warp sums are the kernel's, and the 32 warp sums are added as
-// block_sum adds them: all rows together, with one barrier. Every block makes all of x, from L2.
-struct NormedResidual {
-  const float* residual;
-  const bf16* g;
-  float eps;
-  __device__ void stage(uint4* tile, int stride, int M, int K) const {
-    constexpr int kStand = kNormThreads / gemv::kThreads;  // norm threads a thread stands for
-    constexpr int kMaxRows = 8;
-    static_assert(kNormThreads % gemv::kThreads == 0 && kNormThreads / 32 == 32, "block_sum's 32 warps, 4 a warp here");
-    __shared__ float warp_sums[kMaxRows][kNormThreads / 32];
-    __shared__ float row_inv[kMaxRows];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    // every load of a pass in flight before its first use: a load then its use, in turn, waits
-    // out L2's latency once per element (what made the first versions slow)
-    float squares[kMaxRows][kStand] = {};
-    for (int base = 0; base < K; base += kNormThreads) {
-      float v[kMaxRows][kStand];
-#pragma unroll
-      for (int m = 0; m < kMaxRows; ++m) {
-#pragma unroll
-        for (int j = 0; j < kStand; ++j) {
-          const int i = base + (warp * kStand + j) * 32 + lane;
-          v[m][j] = m < M && i < K ? residual[(size_t)m * K + i] : 0.f;  // a zero adds nothing to the sum
-        }
-      }
-#pragma unroll
-      for (int m = 0; m < kMaxRows; ++m) {
-#pragma unroll
-        for (int j = 0; j < kStand; ++j) squares[m][j] = add_square(squares[m][j], v[m][j]);
-      }
-    }
-#pragma unroll
-    for (int m = 0; m < kMaxRows; ++m) {
-#pragma unroll
-      for (int j = 0; j < kStand; ++j) {
-        const float sum = warp_sum(squares[m][j]);
-        if (m < M && lane == 0) warp_sums[m][warp * kStand + j] = sum;
-      }
-    }
-    __syncthreads();
-    if (warp < M) {
-      const float total = warp_sum(warp_sums[warp][lane]);
-      if (lane == 0) row_inv[warp] = rsqrtf(total / K + eps);  // inv_rms's expression
-    }
-    __syncthreads();
-    const int chunks = K / gemv::kChunk;
-    for (int c = threadIdx.x; c < stride; c += gemv::kThreads) {
-      const bool inside = c < chunks;  // zeros past K
-      const uint4 g8 = inside ? reinterpret_cast<const uint4*>(g)[c] : make_uint4(0, 0, 0, 0);
-      float4 lo[kMaxRows], hi[kMaxRows];
-#pragma unroll
-      for (int m = 0; m < kMaxRows; ++m) {
-        const float4* row = reinterpret_cast<const float4*>(residual + (size_t)m * K);
-        lo[m] = m < M && inside ? row[2 * c] : make_float4(0.f, 0.f, 0.f, 0.f);
-        hi[m] = m < M && inside ? row[2 * c + 1] : make_float4(0.f, 0.f, 0.f, 0.f);
-      }
-      const bf16* gw = reinterpret_cast<const bf16*>(&g8);
-#pragma unroll
-      for (int m = 0; m < kMaxRows; ++m) {
-        if (m >= M) break;
-        uint4 chunk = make_uint4(0, 0, 0, 0);
-        if (inside) {
-          const float v[8] = {lo[m].x, lo[m].y, lo[m].z, lo[m].w, hi[m].x, hi[m].y, hi[m].z, hi[m].w};
-          bf16* out = reinterpret_cast<bf16*>(&chunk);
-#pragma unroll
-          for (int e = 0; e < 8; ++e) out[e] = normalized(v[e], row_inv[m], gw[e]);
-        }
-        tile[m * stride + c] = chunk;
-      }
-    }
-  }
-};
-
 // Where qkv_rope_kv_write's fused kernel runs: the bulk GEMV's conditions with the angles beside x
-// (x: the input rows, or the residual stream they are normalised from)
-inline bool qkv_rope_fuses(const void* x, const bf16* w, int M, int K, int D) {
+inline bool qkv_rope_fuses(const bf16* x, const bf16* w, int M, int K, int D) {
   return D % gemv::kRowsPerBlock == 0 && gemv_bulk_applies(x, w, M, K, (size_t)M * (D / 2) * sizeof(float2));
 }
 
-// Input: gemv::XRows (x given) or NormedResidual (x made from the residual stream)
-template <class Input>
-cudaError_t qkv_rope_kv_write(bf16* qkv, Input input, const bf16* w, bf16* k_cache, bf16* v_cache, const int* positions, const float* inv_freq,
-                              const int* slots, int M, int K, int Hq, int Hkv, int D, int sm_count, bool overlap, cudaStream_t stream) {
+inline cudaError_t qkv_rope_kv_write(bf16* qkv, const bf16* x, const bf16* w, bf16* k_cache, bf16* v_cache, const int* positions,
+                                     const float* inv_freq, const int* slots, int M, int K, int Hq, int Hkv, int D, int sm_count, bool overlap,
+                                     cudaStream_t stream) {
   const RopeKvRows rows{qkv, k_cache, v_cache, positions, inv_freq, slots, Hq, Hkv, D, nullptr};
-  return gemv::launch_bulk(rows, input, w, M, (Hq + 2 * Hkv) * D, K, sm_count, overlap, stream);
+  return gemv::launch_bulk(rows, x, w, M, (Hq + 2 * Hkv) * D, K, sm_count, overlap, stream);
 }
 
-template <class Input>
-cudaError_t gate_up_silu(bf16* out, Input input, const bf16* w, int M, int I, int K, int sm_count, bool overlap, cudaStream_t stream) {
-  return gemv::launch_bulk(SiluRows{out, I}, input, w, M, 2 * I, K, sm_count, overlap, stream);
-}
-
-inline cudaError_t matmul_residual_add(float* residual, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap,
-                                       cudaStream_t stream) {
-  return gemv::launch_bulk(AddToResidual{residual, N}, gemv::XRows{x}, w, M, N, K, sm_count, overlap, stream);
+inline cudaError_t gate_up_silu(bf16* out, const bf16* x, const bf16* w, int M, int I, int K, int sm_count, bool overlap, cudaStream_t stream) {
+  return gemv::launch_bulk(SiluRows{out, I}, x, w, M, 2 * I, K, sm_count, overlap, stream);
 }
 
 }  // namespace tsr

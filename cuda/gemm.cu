@@ -96,22 +96,6 @@ extern "C" int tsr_matmul(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* x, co
   return blas_matmul(ctx, out, x, w, M, N, K);
 }
 
-// ---- projections that make their next kernel as they store (fused_gemv.cuh) ----
-//
-// Each entry point runs its composite catalog kernel as one bulk-copy GEMV at decode sizes and
-// otherwise as the sequence that defines it (src/kernels/composite.ts); the two give the same
-// bits. `norm_` variants take their input as the residual stream's RMSNorm: made by the GEMV
-// itself where the residual is complete (kResidualKeep), else by add_rmsnorm first.
-
-namespace {
-
-// where a fused kernel may run: decode sizes, the bulk GEMV on, fusion on
-bool fuses(const tsr_context* ctx, int T) { return ctx->fused_gemv && ctx->gemv_bulk && T >= 1 && T <= kGemvCrossoverRows; }
-
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
-}  // namespace
-
 extern "C" int tsr_qkv_rope_kv_write(tsr_context* ctx, tsr_bf16* qkv, const tsr_bf16* x, const tsr_bf16* w, tsr_bf16* kCache,
                                      tsr_bf16* vCache, const int32_t* positions, const float* invFreq, const int32_t* slots, int T, int K,
                                      int Hq, int Hkv, int D) {
@@ -119,68 +103,27 @@ extern "C" int tsr_qkv_rope_kv_write(tsr_context* ctx, tsr_bf16* qkv, const tsr_
   TSR_REQUIRE(T >= 0 && K >= 0 && Hq >= 0 && Hkv > 0 && D > 0 && D % 2 == 0 && D <= 8192,
               "qkv_rope_kv_write: T=%d K=%d Hq=%d Hkv=%d D=%d (D even, at most 8192)", T, K, Hq, Hkv, D);
   if (T == 0) return TSR_OK;
-  if (fuses(ctx, T) && tsr::qkv_rope_fuses(x, w, T, K, D)) {
-    return check(tsr::qkv_rope_kv_write(qkv, tsr::gemv::XRows{x}, w, kCache, vCache, positions, invFreq, slots, T, K, Hq, Hkv, D,
-                                        ctx->sm_count, ctx->overlap_launches, ctx->stream),
+  // decode sizes, where the bulk GEMV would take the projection: one kernel
+  if (ctx->fused_gemv && ctx->gemv_bulk && T <= tsr::kGemvCrossoverRows && tsr::qkv_rope_fuses(x, w, T, K, D)) {
+    return check(tsr::qkv_rope_kv_write(qkv, x, w, kCache, vCache, positions, invFreq, slots, T, K, Hq, Hkv, D, ctx->sm_count,
+                                        ctx->overlap_launches, ctx->stream),
                  "qkv_rope_kv_write");
   }
-  // the projection, then rope_kv_write over it
+  // anywhere else what the fused kernel stands for: the projection, then rope_kv_write over it
   const int width = (Hq + 2 * Hkv) * D;
   if (int status = tsr_matmul(ctx, qkv, x, w, T, width, K)) return status;
   return tsr_rope_kv_write(ctx, qkv, qkv + (size_t)Hq * D, kCache, vCache, qkv + (size_t)(Hq + Hkv) * D, positions, invFreq, slots, T, Hq,
                            Hkv, D, width, width, width);
 }
 
-extern "C" int tsr_norm_qkv_rope_kv_write(tsr_context* ctx, tsr_bf16* qkv, tsr_bf16* normed, float* residual, const tsr_bf16* x,
-                                          const tsr_bf16* normW, const tsr_bf16* w, tsr_bf16* kCache, tsr_bf16* vCache,
-                                          const int32_t* positions, const float* invFreq, const int32_t* slots, int T, int K, int Hq, int Hkv,
-                                          int D, float eps, int residualMode) {
-  TSR_REQUIRE_CONTEXT(ctx);
-  TSR_REQUIRE(T >= 0 && K > 0 && Hq >= 0 && Hkv > 0 && D > 0 && D % 2 == 0 && D <= 8192,
-              "norm_qkv_rope_kv_write: T=%d K=%d Hq=%d Hkv=%d D=%d (D even, at most 8192)", T, K, Hq, Hkv, D);
-  if (T == 0) return TSR_OK;
-  if (residualMode == tsr::kResidualKeep && fuses(ctx, T) && aligned16(normW) && tsr::qkv_rope_fuses(residual, w, T, K, D)) {
-    return check(tsr::qkv_rope_kv_write(qkv, tsr::NormedResidual{residual, normW, eps}, w, kCache, vCache, positions, invFreq, slots, T, K,
-                                        Hq, Hkv, D, ctx->sm_count, ctx->overlap_launches, ctx->stream),
-                 "norm_qkv_rope_kv_write");
-  }
-  if (int status = tsr_add_rmsnorm(ctx, normed, residual, x, normW, T, K, eps, residualMode)) return status;
-  return tsr_qkv_rope_kv_write(ctx, qkv, normed, w, kCache, vCache, positions, invFreq, slots, T, K, Hq, Hkv, D);
-}
-
 extern "C" int tsr_gate_up_silu(tsr_context* ctx, tsr_bf16* out, tsr_bf16* gateUp, const tsr_bf16* x, const tsr_bf16* w, int T, int I, int K) {
   TSR_REQUIRE_CONTEXT(ctx);
   TSR_REQUIRE(T >= 0 && I >= 0 && K >= 0, "gate_up_silu: T=%d I=%d K=%d", T, I, K);
   if (T == 0 || I == 0) return TSR_OK;
-  // gateUp is not written by the fused kernel
-  if (fuses(ctx, T) && I % 8 == 0 && tsr::gemv_bulk_applies(x, w, T, K)) {
-    return check(tsr::gate_up_silu(out, tsr::gemv::XRows{x}, w, T, I, K, ctx->sm_count, ctx->overlap_launches, ctx->stream), "gate_up_silu");
+  // decode sizes, where the bulk GEMV would take the projection: one kernel, gateUp not written
+  if (ctx->fused_gemv && ctx->gemv_bulk && T <= tsr::kGemvCrossoverRows && I % 8 == 0 && tsr::gemv_bulk_applies(x, w, T, K)) {
+    return check(tsr::gate_up_silu(out, x, w, T, I, K, ctx->sm_count, ctx->overlap_launches, ctx->stream), "gate_up_silu");
   }
   if (int status = tsr_matmul(ctx, gateUp, x, w, T, 2 * I, K)) return status;
   return tsr_silu_mul(ctx, out, gateUp, T, I);
-}
-
-extern "C" int tsr_norm_gate_up_silu(tsr_context* ctx, tsr_bf16* out, tsr_bf16* gateUp, tsr_bf16* normed, float* residual, const tsr_bf16* x,
-                                     const tsr_bf16* normW, const tsr_bf16* w, int T, int I, int K, float eps, int residualMode) {
-  TSR_REQUIRE_CONTEXT(ctx);
-  TSR_REQUIRE(T >= 0 && I >= 0 && K > 0, "norm_gate_up_silu: T=%d I=%d K=%d", T, I, K);
-  if (T == 0) return TSR_OK;
-  if (residualMode == tsr::kResidualKeep && fuses(ctx, T) && I % 8 == 0 && aligned16(normW) && tsr::gemv_bulk_applies(residual, w, T, K)) {
-    return check(tsr::gate_up_silu(out, tsr::NormedResidual{residual, normW, eps}, w, T, I, K, ctx->sm_count, ctx->overlap_launches, ctx->stream),
-                 "norm_gate_up_silu");
-  }
-  if (int status = tsr_add_rmsnorm(ctx, normed, residual, x, normW, T, K, eps, residualMode)) return status;
-  return tsr_gate_up_silu(ctx, out, gateUp, normed, w, T, I, K);
-}
-
-extern "C" int tsr_matmul_residual_add(tsr_context* ctx, float* residual, tsr_bf16* out, const tsr_bf16* x, const tsr_bf16* w, int M, int N, int K) {
-  TSR_REQUIRE_CONTEXT(ctx);
-  TSR_REQUIRE(M >= 0 && N >= 0 && K >= 0, "matmul_residual_add: M=%d N=%d K=%d", M, N, K);
-  if (M == 0 || N == 0) return TSR_OK;
-  // out is not written by the fused kernel
-  if (fuses(ctx, M) && tsr::gemv_bulk_applies(x, w, M, K)) {
-    return check(tsr::matmul_residual_add(residual, x, w, M, N, K, ctx->sm_count, ctx->overlap_launches, ctx->stream), "matmul_residual_add");
-  }
-  if (int status = tsr_matmul(ctx, out, x, w, M, N, K)) return status;
-  return tsr_residual_add(ctx, residual, out, M * N);
 }

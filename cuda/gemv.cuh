@@ -287,23 +287,6 @@ __host__ __device__ inline size_t bulk_x_bytes(int M, int K) {
   return (size_t)M * sizeof(uint4) * ((size_t)((K + kRoundK - 1) / kRoundK) * kRoundChunks + kRowPadChunks);
 }
 
-// x[M, K] copied into shared memory (rows of `stride` chunks, zeros past K), every piece in flight
-// together (cp.async's groups are x's alone here; the weights signal their mbarriers)
-struct XRows {
-  const bf16* x;
-  __device__ void stage(uint4* tile, int stride, int M, int K) const {
-    const int chunks = K / kChunk;
-    for (int m = 0; m < M; ++m) {
-      for (int c = threadIdx.x; c < stride; c += kThreads) {
-        if (c < chunks) cp_async_16(&tile[m * stride + c], x + (size_t)m * K + (size_t)c * kChunk);
-        else tile[m * stride + c] = make_uint4(0, 0, 0, 0);
-      }
-    }
-    cp_async_commit();
-    cp_async_wait<0>();
-  }
-};
-
 // A plain GEMV's rows: row block rb is rows 16 rb .. 16 rb + 15 of w, its sums go to out[M, N].
 struct StoreRows {
   bf16* out;
@@ -345,12 +328,11 @@ __device__ __forceinline__ void bulk_copy(uint32_t dst, const void* src, uint32_
 
 //
 // Rows says which weight rows a row block takes and where its sums go: StoreRows (below) for a
-// plain GEMV; fused_gemv.cuh's for a projection that makes its next kernel as it stores. Input
-// says how x reaches shared memory: XRows (below) copies it; fused_gemv.cuh's NormedResidual
-// makes it, the rows' RMSNorm of the residual stream.
-template <class Rows, class Input>
+// plain GEMV; RopeKvRows (rope.cuh) for the qkv projection with rope and the cache write made
+// as its sums are stored.
+template <class Rows>
 __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
-    gemv_bulk_kernel(Rows rows_out, Input input, const bf16* __restrict__ w, int M, int N, int K) {
+    gemv_bulk_kernel(Rows rows_out, const bf16* __restrict__ x, const bf16* __restrict__ w, int M, int N, int K) {
   extern __shared__ __align__(128) unsigned char bulk_shared[];
   __shared__ float partial[kWarps][4][32];
   __shared__ __align__(8) uint64_t bars[kWarps][kBulkSlots];
@@ -399,7 +381,18 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   rows_out.prepare(bulk_shared + kBulkRingBytes + bulk_x_bytes(M, K), M);
 
   wait_for_prerequisites();
-  input.stage(const_cast<uint4*>(x_tile), stride, M, K);  // all of x, rows 0..M-1, zeros past K
+  // all of x, rows 0..M-1, once, every piece in flight together (cp.async's groups are x's alone
+  // here; the weights signal their mbarriers)
+  const int chunks = K / kChunk;
+  uint4* x_fill = const_cast<uint4*>(x_tile);
+  for (int m = 0; m < M; ++m) {
+    for (int c = threadIdx.x; c < stride; c += kThreads) {  // zeros past K
+      if (c < chunks) cp_async_16(&x_fill[m * stride + c], x + (size_t)m * K + (size_t)c * kChunk);
+      else x_fill[m * stride + c] = make_uint4(0, 0, 0, 0);
+    }
+  }
+  cp_async_commit();
+  cp_async_wait<0>();
   __syncthreads();
 
   float acc[4] = {};
@@ -502,14 +495,11 @@ cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K,
 }
 
 // gemv_bulk_kernel, where gemv_bulk_applies (with rows.shared_bytes(M) beside x)
-template <class Rows, class Input = XRows>
-cudaError_t launch_bulk(Rows rows, Input input, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream) {
-  auto* kernel = gemv_bulk_kernel<Rows, Input>;
-  if (const cudaError_t error = allow_shared_memory<gemv_bulk_kernel<Rows, Input>>(kBulkRingBytes + kBulkMaxXBytes); error != cudaSuccess) {
-    return error;
-  }
+template <class Rows>
+cudaError_t launch_bulk(Rows rows, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream) {
+  if (const cudaError_t error = allow_shared_memory<gemv_bulk_kernel<Rows>>(kBulkRingBytes + kBulkMaxXBytes); error != cudaSuccess) return error;
   const size_t shared = kBulkRingBytes + bulk_x_bytes(M, K) + rows.shared_bytes(M);
-  return launch_persistent(kernel, N, sm_count, shared, overlap, stream, rows, input, w, M, N, K);
+  return launch_persistent(gemv_bulk_kernel<Rows>, N, sm_count, shared, overlap, stream, rows, x, w, M, N, K);
 }
 
 }  // namespace
@@ -517,8 +507,8 @@ cudaError_t launch_bulk(Rows rows, Input input, const bf16* w, int M, int N, int
 
 // Whether gemv_matmul(..., bulk = true) takes gemv_bulk_kernel: up to 8 rows, 16-byte aligned rows
 // (K % 8 == 0), all of x (and `extra` bytes the stores use) beside the ring (Llama-3-8B's down
-// projection past 2 rows does not fit). x: where the input rows come from (a residual stream too)
-inline bool gemv_bulk_applies(const void* x, const bf16* w, int M, int K, size_t extra = 0) {
+// projection past 2 rows does not fit)
+inline bool gemv_bulk_applies(const bf16* x, const bf16* w, int M, int K, size_t extra = 0) {
   return M >= 1 && M <= 8 && K > 0 && K % gemv::kChunk == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
          reinterpret_cast<uintptr_t>(w) % 16 == 0 && gemv::bulk_x_bytes(M, K) + extra <= (size_t)gemv::kBulkMaxXBytes;
 }
@@ -532,7 +522,7 @@ inline cudaError_t gemv_matmul(bf16* out, const bf16* x, const bf16* w, int M, i
   if (M < 0 || M > kGemvMaxRows || N < 0 || K < 0) return cudaErrorInvalidValue;
   if (K == 0) return cudaMemsetAsync(out, 0, (size_t)M * N * sizeof(bf16), stream);  // empty sums
   const bool aligned = K % gemv::kChunk == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
-  if (bulk && gemv_bulk_applies(x, w, M, K)) return gemv::launch_bulk(gemv::StoreRows{out, N}, gemv::XRows{x}, w, M, N, K, sm_count, overlap, stream);
+  if (bulk && gemv_bulk_applies(x, w, M, K)) return gemv::launch_bulk(gemv::StoreRows{out, N}, x, w, M, N, K, sm_count, overlap, stream);
   if (M <= 8) {
     return aligned ? gemv::launch<1, true>(out, x, w, M, N, K, sm_count, overlap, stream) : gemv::launch<1, false>(out, x, w, M, N, K, sm_count, overlap, stream);
   }

@@ -10,18 +10,10 @@ extern "C" int tsr_rmsnorm(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* x, c
 }
 
 extern "C" int tsr_add_rmsnorm(tsr_context* ctx, tsr_bf16* out, float* residual, const tsr_bf16* x, const tsr_bf16* w, int T, int H,
-                               float eps, int residualMode) {
+                               float eps, int accumulate) {
   TSR_REQUIRE_CONTEXT(ctx);
   TSR_REQUIRE(T >= 0 && H > 0, "add_rmsnorm: T=%d H=%d", T, H);
-  TSR_REQUIRE(residualMode >= tsr::kResidualStart && residualMode <= tsr::kResidualKeep, "add_rmsnorm: residualMode=%d (0 start, 1 add, 2 keep)",
-              residualMode);
-  return check(tsr::add_rmsnorm(out, residual, x, w, T, H, eps, residualMode, ctx->overlap_norms, ctx->stream), "add_rmsnorm");
-}
-
-extern "C" int tsr_residual_add(tsr_context* ctx, float* residual, const tsr_bf16* x, int n) {
-  TSR_REQUIRE_CONTEXT(ctx);
-  TSR_REQUIRE(n >= 0, "residual_add: n=%d", n);
-  return check(tsr::residual_add(residual, x, (size_t)n, ctx->stream), "residual_add");
+  return check(tsr::add_rmsnorm(out, residual, x, w, T, H, eps, accumulate != 0, ctx->overlap_norms, ctx->stream), "add_rmsnorm");
 }
 
 extern "C" int tsr_head_rmsnorm(tsr_context* ctx, tsr_bf16* x, const tsr_bf16* w, int T, int nHeads, int D, int stride, float eps) {

@@ -44,9 +44,6 @@ const float = (name: string, shape: ReadonlyArray<string>, out = false): TensorA
 const f32 = (name: string, shape: ReadonlyArray<string>, out = false): TensorArg => ({ name, dtype: "f32", shape, out })
 const i32 = (name: string, shape: ReadonlyArray<string>, out = false): TensorArg => ({ name, dtype: "i32", shape, out })
 
-/** a composite's input norm (add_rmsnorm's arguments): its output (scratch where fused), the residual stream, x, the weight */
-const normInput = [float("normed", ["T", "K"], true), f32("residual", ["T", "K"], true), float("x", ["T", "K"]), float("normW", ["K"])] as const
-
 export const catalog = {
   embedding: {
     doc: "out[t] = table[ids[t] - vocabStart] when vocabStart <= ids[t] < vocabEnd, else 0 (vocab-parallel shard)",
@@ -74,19 +71,12 @@ export const catalog = {
   },
   add_rmsnorm: {
     doc:
-      "residual[t] = (residualMode 0, start: 0; 1, add: residual[t]) + x[t], or residual[t] unchanged and x unread (2, keep); " +
-      "out[t] = rmsnorm(residual[t]) * w  (out may alias x). " +
+      "residual[t] = (accumulate ? residual[t] : 0) + x[t]; out[t] = rmsnorm(residual[t]) * w  (out may alias x). " +
       "The residual stream is f32 on every provider: a bf16 one rounds every layer's sum, and those roundings add up " +
       "to several times the error of the rest of a bf16 forward pass",
     tensors: [float("out", ["T", "H"], true), f32("residual", ["T", "H"], true), float("x", ["T", "H"]), float("w", ["H"])],
-    scalars: ["T", "H", "eps", "residualMode"],
+    scalars: ["T", "H", "eps", "accumulate"],
     split: "T"
-  },
-  residual_add: {
-    doc: "residual[i] += x[i] for n elements (the f32 residual stream plus a layer's output)",
-    tensors: [f32("residual", ["n"], true), float("x", ["n"])],
-    scalars: ["n"],
-    split: "n"
   },
   head_rmsnorm: {
     doc: "per-head RMSNorm in place (Qwen3 q/k norm): x[t,h] = rmsnorm(x[t,h]) * w for heads of length D, rows of token t start at t*stride",
@@ -158,52 +148,12 @@ export const catalog = {
     scalars: ["T", "K", "Hq", "Hkv", "D"],
     composite: true
   },
-  norm_qkv_rope_kv_write: {
-    doc:
-      "add_rmsnorm(normed, residual, x, normW, T, K, eps, residualMode), then qkv_rope_kv_write over normed: the layer's input " +
-      "norm and its attention inputs. One launch at decode sizes on the GPU where the residual is complete (keep): normed " +
-      "is then scratch, not written",
-    tensors: [
-      float("qkv", ["T", "Hq+2Hkv", "D"], true),
-      ...normInput,
-      float("w", ["Hq+2Hkv", "D", "K"]),
-      float("kCache", ["numSlots", "Hkv", "D"], true),
-      float("vCache", ["numSlots", "Hkv", "D"], true),
-      i32("positions", ["T"]),
-      f32("invFreq", ["D/2"]),
-      i32("slots", ["T"])
-    ],
-    scalars: ["T", "K", "Hq", "Hkv", "D", "eps", "residualMode"],
-    composite: true
-  },
   gate_up_silu: {
     doc:
       "gateUp = x @ w^T, then silu_mul(out, gateUp): the gated MLP's fused gate and up projection (w: I gate rows, then I up " +
       "rows) and its activation. gateUp is scratch: where the GPU makes both in one launch (decode sizes) it is not written",
     tensors: [float("out", ["T", "I"], true), float("gateUp", ["T", "2I"], true), float("x", ["T", "K"]), float("w", ["2I", "K"])],
     scalars: ["T", "I", "K"],
-    composite: true
-  },
-  norm_gate_up_silu: {
-    doc:
-      "add_rmsnorm(normed, residual, x, normW, T, K, eps, residualMode), then gate_up_silu over normed: the MLP's input norm, " +
-      "projection and activation. One launch at decode sizes on the GPU where the residual is complete (keep): normed and " +
-      "gateUp are then scratch, not written",
-    tensors: [
-      float("out", ["T", "I"], true),
-      float("gateUp", ["T", "2I"], true),
-      ...normInput,
-      float("w", ["2I", "K"])
-    ],
-    scalars: ["T", "I", "K", "eps", "residualMode"],
-    composite: true
-  },
-  matmul_residual_add: {
-    doc:
-      "out = x @ w^T, then residual_add(residual, out): a row-parallel projection's output into the residual stream (no " +
-      "tensor parallelism to sum over first). One launch at decode sizes on the GPU: out is then scratch, not written",
-    tensors: [f32("residual", ["M", "N"], true), float("out", ["M", "N"], true), float("x", ["M", "K"]), float("w", ["N", "K"])],
-    scalars: ["M", "N", "K"],
     composite: true
   },
   paged_attention: {

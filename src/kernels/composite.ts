@@ -24,17 +24,5 @@ export const composites = (kernels: Kernels, floatBytes: number): { readonly [K 
   gate_up_silu: (out, gateUp, x, w, T, I, K) => {
     kernels.matmul(gateUp, x, w, T, 2 * I, K)
     kernels.silu_mul(out, gateUp, T, I)
-  },
-  norm_qkv_rope_kv_write: (qkv, normed, residual, x, normW, w, kCache, vCache, positions, invFreq, slots, T, K, Hq, Hkv, D, eps, mode) => {
-    kernels.add_rmsnorm(normed, residual, x, normW, T, K, eps, mode)
-    kernels.qkv_rope_kv_write(qkv, normed, w, kCache, vCache, positions, invFreq, slots, T, K, Hq, Hkv, D)
-  },
-  norm_gate_up_silu: (out, gateUp, normed, residual, x, normW, w, T, I, K, eps, mode) => {
-    kernels.add_rmsnorm(normed, residual, x, normW, T, K, eps, mode)
-    kernels.gate_up_silu(out, gateUp, normed, w, T, I, K)
-  },
-  matmul_residual_add: (residual, out, x, w, M, N, K) => {
-    kernels.matmul(out, x, w, M, N, K)
-    kernels.residual_add(residual, out, M * N)
   }
 })

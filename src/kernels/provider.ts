@@ -45,13 +45,6 @@ export interface KernelProvider {
   readonly sampler?: DeviceSampler
   /** threads (CPU) or streams (GPU) the kernels are spread over */
   readonly parallelism: number
-  /**
-   * The most rows (tokens of a step) for which the provider runs the composite kernels as one
-   * kernel each. Up to it a stage may use the longer compositions (a projection adding its own
-   * output into the residual stream, then the next norm and projection as one); past it, or where
-   * unset, those would run as more kernels than the plain sequence, and a stage keeps to that.
-   */
-  readonly fusedRows?: number
   close(): void
 }
 

@@ -50,48 +50,36 @@ export const loadAttention = (loader: WeightLoader, config: ModelConfig, prefix:
 /** the most tokens one sequence has in the step (1 in a batch of decodes) */
 const maxQueryLen = (plan: StepInput["plan"]): number => plan.seqs.reduce((most, s) => Math.max(most, s.numScheduledTokens), 0)
 
-/** The RMSNorm in front of a block: its weight, and what it does with the pending x (`residualMode`). */
-export interface InputNorm {
-  readonly weight: number
-  readonly eps: number
-  readonly residualMode: number
-}
-
 /**
- * workspace.attention = attention(rope(q), rope(k), v) over the paged cache, for this rank's
- * heads, of the block's input norm (`norm`: over the residual stream, x added first as it says);
- * o_proj is the caller's (its sum over ranks and its residual add). The step's K and V are
- * written to the cache first, so the kernel reads one cache for prefill, chunked prefill and
- * decode alike.
+ * out = o_proj(attention(rope(q), rope(k), v)) over the paged cache, for this rank's heads.
+ * The step's K and V are written to the cache first, so the kernel reads one cache for
+ * prefill, chunked prefill and decode alike.
  */
 export const attention = (
   kernels: Kernels,
   w: AttentionWeights,
   cache: LayerKvCache,
   invFreq: number,
+  normEps: number,
   blockSize: number,
   { plan, workspace: ws }: StepInput,
-  norm: InputNorm
+  input: number,
+  out: number
 ): void => {
   const T = plan.tokenIds.length
   const { heads, kvHeads, headDim: D } = w
-  const K = w.qkv.inFeatures
   const stride = (heads + 2 * kvHeads) * D
   const q = ws.qkv
   const k = q + heads * D * ws.floatBytes
   const v = k + kvHeads * D * ws.floatBytes
   if (w.qkv.bias === undefined && w.qNorm === undefined) {
-    // nothing between the norm, the projection and rope: one kernel at decode sizes
-    kernels.norm_qkv_rope_kv_write(
-      ws.qkv, ws.normed, ws.residual, ws.x, norm.weight, w.qkv.weight, cache.k, cache.v, ws.positions, invFreq, ws.slots,
-      T, K, heads, kvHeads, D, norm.eps, norm.residualMode
-    )
+    // nothing between the projection and rope: one kernel at decode sizes
+    kernels.qkv_rope_kv_write(ws.qkv, input, w.qkv.weight, cache.k, cache.v, ws.positions, invFreq, ws.slots, T, w.qkv.inFeatures, heads, kvHeads, D)
   } else {
-    kernels.add_rmsnorm(ws.normed, ws.residual, ws.x, norm.weight, T, K, norm.eps, norm.residualMode)
-    applyLinear(kernels, ws.qkv, ws.normed, T, w.qkv)
+    applyLinear(kernels, ws.qkv, input, T, w.qkv)
     if (w.qNorm !== undefined && w.kNorm !== undefined) {
-      kernels.head_rmsnorm(q, w.qNorm, T, heads, D, stride, norm.eps)
-      kernels.head_rmsnorm(k, w.kNorm, T, kvHeads, D, stride, norm.eps)
+      kernels.head_rmsnorm(q, w.qNorm, T, heads, D, stride, normEps)
+      kernels.head_rmsnorm(k, w.kNorm, T, kvHeads, D, stride, normEps)
     }
     kernels.rope_kv_write(q, k, cache.k, cache.v, v, ws.positions, invFreq, ws.slots, T, heads, kvHeads, D, stride, stride, stride)
   }
@@ -99,4 +87,5 @@ export const attention = (
     ws.attention, q, cache.k, cache.v, ws.queryToSeq, ws.positions, ws.blockTables,
     T, heads, kvHeads, D, stride, plan.maxBlocksPerSeq, blockSize, 1 / Math.sqrt(D), maxQueryLen(plan)
   )
+  applyLinear(kernels, out, ws.attention, T, w.o)
 }

@@ -1,8 +1,6 @@
 import type { Kernels } from "../kernels/catalog.ts"
 import type { ModelConfig } from "../model/config.ts"
-import type { StepInput } from "../stages/activations.ts"
-import type { InputNorm } from "./attention.ts"
-import { loadColumnParallel, loadRowParallel, type Linear } from "./linear.ts"
+import { applyLinear, loadColumnParallel, loadRowParallel, type Linear } from "./linear.ts"
 import type { TpShard, WeightLoader } from "./shard.ts"
 
 /** The gated MLP: gate and up fused column-parallel, down row-parallel. */
@@ -28,15 +26,9 @@ export const loadMlp = (loader: WeightLoader, config: ModelConfig, prefix: strin
   }
 }
 
-/**
- * workspace.activation = silu(gate(n)) * up(n) of the block's input norm n (`norm`: over the
- * residual stream, x added first as it says); down is the caller's (its sum over ranks and its
- * residual add).
- */
-export const mlp = (kernels: Kernels, w: MlpWeights, { plan, workspace: ws }: StepInput, norm: InputNorm): void => {
-  const T = plan.tokenIds.length
-  kernels.norm_gate_up_silu(
-    ws.activation, ws.gateUp, ws.normed, ws.residual, ws.x, norm.weight, w.gateUp.weight, T, w.down.inFeatures, w.gateUp.inFeatures,
-    norm.eps, norm.residualMode
-  )
+/** out = down(silu(gate(x)) * up(x)) */
+export const mlp = (kernels: Kernels, w: MlpWeights, gateUp: number, activation: number, tokens: number, input: number, out: number): void => {
+  const intermediate = w.down.inFeatures
+  kernels.gate_up_silu(activation, gateUp, input, w.gateUp.weight, tokens, intermediate, w.gateUp.inFeatures)
+  applyLinear(kernels, out, activation, tokens, w.down)
 }

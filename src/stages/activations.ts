@@ -8,18 +8,12 @@ export interface StepInput {
 }
 
 /**
- * What the next norm does with `workspace.x`: start the residual stream from it (x holds the
- * embeddings), add it (x holds a layer's output), or nothing (the layer added its output into
- * `workspace.residual` itself).
+ * The residual stream after a stage: `workspace.x` holds the stage's output, still to be added
+ * to `workspace.residual` (the next norm adds it); right after the embedding the residual is
+ * not started yet (`residualStarted` false) and x holds the embeddings.
  */
-export type PendingResidual = "start" | "add" | "none"
-
-/** add_rmsnorm's residualMode for it: 0 start, 1 add, 2 keep */
-export const residualMode = (pending: PendingResidual): number => (pending === "start" ? 0 : pending === "add" ? 1 : 2)
-
-/** The residual stream after a stage: `workspace.residual` (f32), and what is still to go into it. */
 export interface Hidden extends StepInput {
-  readonly pending: PendingResidual
+  readonly residualStarted: boolean
 }
 
 /** Final-normed hidden states of the rows to sample, `workspace.rowsNormed` `[R, H]`. */

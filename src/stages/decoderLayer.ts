@@ -4,10 +4,9 @@ import { Device } from "../effects/Device.ts"
 import { attention, loadAttention, type AttentionWeights } from "../layers/attention.ts"
 import type { LayerKvCache } from "../layers/kvCache.ts"
 import { loadMlp, mlp, type MlpWeights } from "../layers/mlp.ts"
-import { applyLinear, type Linear } from "../layers/linear.ts"
 import type { TpShard, WeightLoader } from "../layers/shard.ts"
 import type { ModelConfig } from "../model/config.ts"
-import { residualMode, type Hidden, type PendingResidual } from "./activations.ts"
+import type { Hidden } from "./activations.ts"
 import { stage } from "./stage.ts"
 
 export interface DecoderLayerWeights {
@@ -39,38 +38,26 @@ export interface DecoderLayerContext {
  * One pre-norm decoder layer:
  *   h = h + o_proj(attention(norm(h)))      one all-reduce over TP
  *   h = h + down(silu(gate(norm(h))) * up)  one all-reduce over TP
- * The residual stream `h` is f32. A projection's output goes into it one of two ways: summed
- * over the ranks into `x`, which the next norm adds (fused into the norm), or, with one rank and
- * a step of at most the provider's `fusedRows` tokens, added by the projection itself
- * (matmul_residual_add), so that the next norm and projection run as one kernel too.
+ * Each residual add is fused into the following norm, so the layer leaves its MLP output in
+ * `x` for the next layer's (or the final) norm to add. The residual stream `h` is f32.
  */
 export const decoderLayer = (index: number, w: DecoderLayerWeights, cache: LayerKvCache, ctx: DecoderLayerContext) =>
   stage(`layer ${index}`, (h: Hidden) =>
     Effect.gen(function* () {
-      const { kernels, fusedRows } = yield* Device
+      const { kernels } = yield* Device
       const communicator = yield* Communicator
       const ws = h.workspace
       const T = h.plan.tokenIds.length
-      const fused = communicator.tpSize === 1 && T <= (fusedRows ?? 0)
+      const H = ctx.hidden
+      kernels.add_rmsnorm(ws.normed, ws.residual, ws.x, w.inputNorm, T, H, ctx.normEps, h.residualStarted ? 1 : 0)
 
-      /** the block's output projection into the residual stream; what the next norm has left to do */
-      const addOutput = (layer: Linear, input: number) =>
-        Effect.gen(function* () {
-          if (fused && layer.bias === undefined) {
-            kernels.matmul_residual_add(ws.residual, ws.x, input, layer.weight, T, layer.outFeatures, layer.inFeatures)
-            return "none" as const
-          }
-          applyLinear(kernels, ws.x, input, T, layer)
-          yield* communicator.allReduceSum(ws.x, T * ctx.hidden)
-          return "add" as const
-        })
-      const norm = (weight: number, pending: PendingResidual) => ({ weight, eps: ctx.normEps, residualMode: residualMode(pending) })
+      attention(kernels, w.attention, cache, ctx.invFreq, ctx.normEps, ctx.blockSize, h, ws.normed, ws.x)
+      yield* communicator.allReduceSum(ws.x, T * H)
+      kernels.add_rmsnorm(ws.normed, ws.residual, ws.x, w.postAttentionNorm, T, H, ctx.normEps, 1)
 
-      attention(kernels, w.attention, cache, ctx.invFreq, ctx.blockSize, h, norm(w.inputNorm, h.pending))
-      const afterAttention = yield* addOutput(w.attention.o, ws.attention)
-      mlp(kernels, w.mlp, h, norm(w.postAttentionNorm, afterAttention))
-      const pending = yield* addOutput(w.mlp.down, ws.activation)
-      const out: Hidden = { plan: h.plan, workspace: ws, pending }
+      mlp(kernels, w.mlp, ws.gateUp, ws.activation, T, ws.normed, ws.x)
+      yield* communicator.allReduceSum(ws.x, T * H)
+      const out: Hidden = { plan: h.plan, workspace: ws, residualStarted: true }
       return out
     })
   )

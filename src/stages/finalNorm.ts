@@ -1,13 +1,13 @@
 import { Effect } from "effect"
 import { Device } from "../effects/Device.ts"
-import { residualMode, type Hidden, type SampleRows } from "./activations.ts"
+import type { Hidden, SampleRows } from "./activations.ts"
 import { stage } from "./stage.ts"
 
 /**
  * The model's last RMSNorm, then the rows whose logits are needed (the last token of each
  * sampled sequence) gathered for lm_head. Every row is normalised, not only those: the
- * residual's last add (where the last layer left one) is fused into the norm, and a norm is a
- * few microseconds beside the prefill that made the rows.
+ * residual's last add is fused into the norm, and a norm is a few microseconds beside the
+ * prefill that made the rows.
  */
 export const finalNorm = (weight: number, hidden: number, normEps: number) =>
   stage("final norm", (h: Hidden) =>
@@ -16,7 +16,7 @@ export const finalNorm = (weight: number, hidden: number, normEps: number) =>
       const ws = h.workspace
       const T = h.plan.tokenIds.length
       const R = h.plan.sampleRows.length
-      kernels.add_rmsnorm(ws.normed, ws.residual, ws.x, weight, T, hidden, normEps, residualMode(h.pending))
+      kernels.add_rmsnorm(ws.normed, ws.residual, ws.x, weight, T, hidden, normEps, h.residualStarted ? 1 : 0)
       kernels.gather_rows(ws.rowsNormed, ws.normed, ws.sampleRows, R, hidden)
       return { plan: h.plan, workspace: ws, rows: R } satisfies SampleRows
     })

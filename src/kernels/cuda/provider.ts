@@ -123,8 +123,6 @@ export async function createCudaProvider(options: CudaProviderOptions = {}): Pro
     kernels: kernels as unknown as Kernels,
     memory,
     parallelism: 1,
-    // gemm.cu's fused kernels take up to 8 rows (kGemvCrossoverRows)
-    fusedRows: 8,
     device,
     libraryPath: native.path,
     synchronize,

@@ -4,7 +4,7 @@
 
 export { embedding } from "./embedding"
 export { matmul, add_bias } from "./matmul"
-export { rmsnorm, add_rmsnorm, head_rmsnorm, residual_add } from "./norm"
+export { rmsnorm, add_rmsnorm, head_rmsnorm } from "./norm"
 export { rope } from "./rope"
 export { silu_mul } from "./activation"
 export { kv_write, rope_kv_write } from "./kv_cache"

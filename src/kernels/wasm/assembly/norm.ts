@@ -12,10 +12,7 @@ export function rmsnorm(out: usize, x: usize, w: usize, T: i32, H: i32, eps: f32
   }
 }
 
-/**
- * residual[t] = (residualMode 0, start: 0; 1, add: residual[t]) + x[t], or unchanged (2, keep: x
- * unread); out[t] = rmsnorm(residual[t]) * w; out may alias x
- */
+/** residual[t] = (accumulate ? residual[t] : 0) + x[t]; out[t] = rmsnorm(residual[t]) * w; out may alias x */
 export function add_rmsnorm(
   out: usize,
   residual: usize,
@@ -24,23 +21,18 @@ export function add_rmsnorm(
   T: i32,
   H: i32,
   eps: f32,
-  residualMode: i32,
+  accumulate: i32,
   begin: i32,
   end: i32
 ): void {
   const rowBytes = <usize>H << 2
   const bytes4 = <usize>(H & ~3) << 2
-  const accumulate = residualMode != 0
   for (let t = begin; t < end; t++) {
     const r = residual + <usize>t * rowBytes
-    if (residualMode == 2) {
-      scaleByWeight(out + <usize>t * rowBytes, r, w, invRms(sumSquares(r, H), H, eps), H)
-      continue
-    }
     const xr = x + <usize>t * rowBytes
     // one pass: the new residual is stored and squared while it is in registers; a residual not
     // started yet is read as zeros (adding them keeps x's bits, -0 aside)
-    const keep = accumulate ? v128.splat<i32>(-1) : v128.splat<i32>(0)
+    const keep = accumulate != 0 ? v128.splat<i32>(-1) : v128.splat<i32>(0)
     let acc = f32x4.splat(0)
     let i: usize = 0
     for (; i < bytes4; i += 16) {
@@ -50,19 +42,11 @@ export function add_rmsnorm(
     }
     let sum = fold(acc)
     for (; i < rowBytes; i += 4) {
-      const v = (accumulate ? load<f32>(r + i) : <f32>0) + load<f32>(xr + i)
+      const v = (accumulate != 0 ? load<f32>(r + i) : <f32>0) + load<f32>(xr + i)
       store<f32>(r + i, v)
       sum += v * v
     }
     scaleByWeight(out + <usize>t * rowBytes, r, w, invRms(sum, H, eps), H)
-  }
-}
-
-/** residual[i] += x[i] for i in [begin, end) */
-export function residual_add(residual: usize, x: usize, n: i32, begin: i32, end: i32): void {
-  for (let i = begin; i < end; i++) {
-    const at = <usize>i << 2
-    store<f32>(residual + at, load<f32>(residual + at) + load<f32>(x + at))
   }
 }
 
