@@ -326,10 +326,9 @@ __device__ __forceinline__ void bulk_copy(uint32_t dst, const void* src, uint32_
                : "memory");
 }
 
-//
-// Rows says which weight rows a row block takes and where its sums go: StoreRows (below) for a
-// plain GEMV; RopeKvRows (rope.cuh) for the qkv projection with rope and the cache write made
-// as its sums are stored.
+// Rows says which weight rows a row block takes and where its sums go: StoreRows (above) for a
+// plain GEMV; fused_gemv.cuh's RopeKvRows and SiluRows for the projections that make their next
+// kernel (rope with the cache write, the activation) as they store.
 template <class Rows>
 __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
     gemv_bulk_kernel(Rows rows_out, const bf16* __restrict__ x, const bf16* __restrict__ w, int M, int N, int K) {
