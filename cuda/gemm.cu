@@ -5,8 +5,9 @@
 // compiler but no cuBLAS, as CI's), it still builds: small M still runs (gemv.cuh needs nothing
 // but CUDA), and larger M reports TSR_UNSUPPORTED, so the other kernels stay usable and checkable.
 #include "context.cuh"
-#include "gemv.cuh"
 #include "fused_gemv.cuh"
+#include "gemv.cuh"
+#include "matmul_path.cuh"
 
 #if __has_include(<cublas_v2.h>)
 #include <cublas_v2.h>
@@ -84,17 +85,23 @@ extern "C" int tsr_matmul(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* x, co
   TSR_REQUIRE_CONTEXT(ctx);
   TSR_REQUIRE(M >= 0 && N >= 0 && K >= 0, "matmul: M=%d N=%d K=%d", M, N, K);
   if (M == 0 || N == 0) return TSR_OK;
-  // decode sizes: the bulk-copy GEMV wherever it applies, whatever the weights' size (on H200 it
-  // streams the large ones about as fast as cuBLAS, and in a step it overlaps the kernel before
-  // it); else the GEMV for weights up to gemv_max_bytes, cuBLAS past them
-  const bool small = M <= kGemvCrossoverRows;
-  if (small && ctx->gemv_bulk && tsr::gemv_bulk_applies(x, w, M, K)) {
-    return check(tsr::gemv_matmul(out, x, w, M, N, K, ctx->sm_count, ctx->overlap_launches, ctx->stream, true), "gemv_matmul (bulk)");
+  switch (tsr::matmul_path(ctx, x, w, M, N, K)) {
+    case tsr::MatmulPath::kBulkGemv:
+      return check(tsr::gemv_matmul(out, x, w, M, N, K, ctx->sm_count, ctx->overlap_launches, ctx->stream, true), "gemv_matmul (bulk)");
+    case tsr::MatmulPath::kGemv:
+      return check(tsr::gemv_matmul(out, x, w, M, N, K, ctx->sm_count, ctx->overlap_launches, ctx->stream), "gemv_matmul");
+    case tsr::MatmulPath::kBlas:
+      break;
   }
-  const bool gemv = small && (ctx->blas == nullptr || (size_t)N * K * sizeof(tsr_bf16) <= ctx->gemv_max_bytes);
-  if (gemv) return check(tsr::gemv_matmul(out, x, w, M, N, K, ctx->sm_count, ctx->overlap_launches, ctx->stream), "gemv_matmul");
   return blas_matmul(ctx, out, x, w, M, N, K);
 }
+
+namespace {
+
+// where gemm.cu's fused kernels may run: decode sizes, with the bulk-copy GEMV and fusion on
+bool fuses(const tsr_context* ctx, int T) { return ctx->fused_gemv && ctx->gemv_bulk && T <= kGemvCrossoverRows; }
+
+}  // namespace
 
 extern "C" int tsr_qkv_rope_kv_write(tsr_context* ctx, tsr_bf16* qkv, const tsr_bf16* x, const tsr_bf16* w, tsr_bf16* kCache,
                                      tsr_bf16* vCache, const int32_t* positions, const float* invFreq, const int32_t* slots, int T, int K,
@@ -104,7 +111,7 @@ extern "C" int tsr_qkv_rope_kv_write(tsr_context* ctx, tsr_bf16* qkv, const tsr_
               "qkv_rope_kv_write: T=%d K=%d Hq=%d Hkv=%d D=%d (D even, at most 8192)", T, K, Hq, Hkv, D);
   if (T == 0) return TSR_OK;
   // decode sizes, where the bulk GEMV would take the projection: one kernel
-  if (ctx->fused_gemv && ctx->gemv_bulk && T <= tsr::kGemvCrossoverRows && tsr::qkv_rope_fuses(x, w, T, K, D)) {
+  if (fuses(ctx, T) && tsr::qkv_rope_fuses(x, w, T, K, D)) {
     return check(tsr::qkv_rope_kv_write(qkv, x, w, kCache, vCache, positions, invFreq, slots, T, K, Hq, Hkv, D, ctx->sm_count,
                                         ctx->overlap_launches, ctx->stream),
                  "qkv_rope_kv_write");
@@ -121,7 +128,7 @@ extern "C" int tsr_gate_up_silu(tsr_context* ctx, tsr_bf16* out, tsr_bf16* gateU
   TSR_REQUIRE(T >= 0 && I >= 0 && K >= 0, "gate_up_silu: T=%d I=%d K=%d", T, I, K);
   if (T == 0 || I == 0) return TSR_OK;
   // decode sizes, where the bulk GEMV would take the projection: one kernel, gateUp not written
-  if (ctx->fused_gemv && ctx->gemv_bulk && T <= tsr::kGemvCrossoverRows && I % 8 == 0 && tsr::gemv_bulk_applies(x, w, T, K)) {
+  if (fuses(ctx, T) && I % 8 == 0 && tsr::gemv_bulk_applies(x, w, T, K)) {
     return check(tsr::gate_up_silu(out, x, w, T, I, K, ctx->sm_count, ctx->overlap_launches, ctx->stream), "gate_up_silu");
   }
   if (int status = tsr_matmul(ctx, gateUp, x, w, T, 2 * I, K)) return status;

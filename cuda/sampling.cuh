@@ -28,12 +28,6 @@ __global__ void argmax_kernel(int* out, const bf16* logits, int V) {
   const bf16* row = logits + (size_t)blockIdx.x * V;
   float best = -kInfinity;
   int at = 0x7fffffff;
-  auto visit = [&](float x, int v) {  // NaN never compares greater, so it never wins
-    if (x > best || (x == best && v < at)) {
-      best = x;
-      at = v;
-    }
-  };
   if (V % kChunk == 0 && reinterpret_cast<uintptr_t>(logits) % 16 == 0) {
     const uint4* chunks = reinterpret_cast<const uint4*>(row);
     const int n = V / kChunk;
@@ -50,11 +44,11 @@ __global__ void argmax_kernel(int* out, const bf16* logits, int V) {
         if (c >= n) break;
         const bf16* e = reinterpret_cast<const bf16*>(&piece[u]);
 #pragma unroll
-        for (int i = 0; i < kChunk; ++i) visit(load(e[i]), c * kChunk + i);
+        for (int i = 0; i < kChunk; ++i) keep_better(best, at, load(e[i]), c * kChunk + i);  // NaN never wins
       }
     }
   } else {
-    for (int v = threadIdx.x; v < V; v += blockDim.x) visit(load(row[v]), v);
+    for (int v = threadIdx.x; v < V; v += blockDim.x) keep_better(best, at, load(row[v]), v);
   }
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) {

@@ -33,6 +33,7 @@
 
 #include "context.cuh"
 #include "gemv.cuh"
+#include "matmul_path.cuh"
 #include "tessera_cuda.h"
 
 #if __has_include(<cublas_v2.h>)
@@ -398,16 +399,9 @@ bool bench_layer(const Device& d, const Layer& layer, const Ceilings& ceilings, 
     std::copy(row.begin(), row.end(), alone.begin() + (size_t)m * N);
   }
   std::vector<unsigned short> matmul_row0;
-  // the sizes at which tsr_matmul gives the GEMV's bits, as gemm.cu dispatches (with the same
-  // settings): the bulk-copy GEMV where it applies, else the GEMV for weights up to the limit;
-  // cuBLAS's bits for a row may depend on M
-  const char* bulk_setting = std::getenv("TSR_GEMV_BULK");
-  const bool bulk_on = bulk_setting == nullptr || std::strcmp(bulk_setting, "0") != 0;
-  const char* limit_mb = std::getenv("TSR_GEMV_MAX_MB");
-  const size_t gemv_limit = (size_t)(limit_mb != nullptr ? std::atol(limit_mb) : tsr::kGemvMaxMb) << 20;
-  const auto through_gemv = [&](int M) {
-    return M <= 8 && ((bulk_on && tsr::gemv_bulk_applies(x, w[0], M, K)) || weight_bytes <= gemv_limit);
-  };
+  // the sizes at which tsr_matmul gives the GEMV's bits (its dispatch, with this context's
+  // settings); cuBLAS's bits for a row may depend on M
+  const auto through_gemv = [&](int M) { return tsr::matmul_path(d.ctx, x, w[0], M, N, K) != tsr::MatmulPath::kBlas; };
 
   bool ok = true;
   const double gb = weight_bytes / 1e9;

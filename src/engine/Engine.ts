@@ -13,8 +13,10 @@ export { EngineStepError, type CompletionDelta } from "./outputProcessor.ts"
 /** The intake queue is full: the server answers 429. */
 export class QueueFullError extends Data.TaggedError("QueueFullError")<{ readonly capacity: number }> {}
 
-/** The request cannot run on this model (empty or too long prompt, token ids outside the vocabulary). */
-/** a request the model cannot run; `param` names the request field at fault, where one is */
+/**
+ * The request cannot run on this model (empty or too long prompt, token ids outside the
+ * vocabulary); `param` names the request field at fault, where there is one.
+ */
 export class InvalidRequestError extends Data.TaggedError("InvalidRequestError")<{ readonly message: string; readonly param?: string }> {}
 
 export interface EngineConfig {
