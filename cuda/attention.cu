@@ -19,6 +19,12 @@ namespace attn = tsr::attention;
 
 namespace {
 
+// the context's flash-decoding scratch, or none where TSR_DECODE_SPLIT=0
+attn::DecodeScratch decode_scratch(const tsr_context* ctx) {
+  if (!ctx->decode_split) return {nullptr, 0};
+  return {ctx->attention_scratch, ctx->attention_scratch_floats};
+}
+
 template <int DPL>
 cudaError_t cuda_core_attention(tsr::bf16* out, const tsr::bf16* q, const tsr::bf16* k_cache, const tsr::bf16* v_cache,
                                 const int* query_to_seq, const int* positions, const int* block_tables, int T, int Hq, int Hkv, int D,
@@ -31,8 +37,7 @@ cudaError_t cuda_core_attention(tsr::bf16* out, const tsr::bf16* q, const tsr::b
     if (error != cudaSuccess) return error;
   }
   return attn::decode<DPL>(out, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride, max_blocks,
-                           block_size, scale_log2, ctx->decode_split ? ctx->attention_scratch : nullptr, ctx->attention_scratch_floats,
-                           2 * ctx->sm_count, prefill, ctx->overlap_attention && !prefill, stream);
+                           block_size, scale_log2, decode_scratch(ctx), 2 * ctx->sm_count, prefill, ctx->overlap_attention && !prefill, stream);
 }
 
 // TSR_ATTENTION_P_BF16=1: P rounded once to bf16 for the prefill P.V (attention_mma.cuh)
@@ -47,7 +52,8 @@ bool prefill_p_bf16() {
 template <int DMAX>
 cudaError_t tensor_core_attention(tsr::bf16* out, const tsr::bf16* q, const tsr::bf16* k_cache, const tsr::bf16* v_cache,
                                   const int* query_to_seq, const int* positions, const int* block_tables, int T, int Hq, int Hkv, int D,
-                                  int q_stride, int max_blocks, int block_size, float scale, bool prefill, const tsr_context* ctx) {
+                                  int q_stride, int max_blocks, int block_size, float scale, int max_query_len, bool prefill,
+                                  const tsr_context* ctx) {
   cudaStream_t stream = ctx->stream;
   const float scale_log2 = scale * attn::kLog2e;
   if (prefill) {
@@ -61,9 +67,9 @@ cudaError_t tensor_core_attention(tsr::bf16* out, const tsr::bf16* q, const tsr:
   }
   // split until the blocks fill the GPU once (context.cuh: decode_blocks_per_sm)
   return attn::decode_mma<DMAX>(out, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride, max_blocks,
-                                block_size, scale_log2, ctx->decode_split ? ctx->attention_scratch : nullptr,
-                                ctx->attention_scratch_floats,
-                                ctx->decode_target_blocks > 0 ? ctx->decode_target_blocks : ctx->decode_blocks_per_sm * ctx->sm_count, prefill,
+                                block_size, scale_log2, decode_scratch(ctx),
+                                ctx->decode_target_blocks > 0 ? ctx->decode_target_blocks : ctx->decode_blocks_per_sm * ctx->sm_count,
+                                max_query_len > 1 ? max_query_len : 1, prefill,
                                 ctx->overlap_attention && !prefill, stream);
 }
 
@@ -104,9 +110,9 @@ extern "C" int tsr_paged_attention(tsr_context* ctx, tsr_bf16* out, const tsr_bf
   cudaError_t error;
   if (tensor_cores) {
     switch (build) {
-      case 64: error = tensor_core_attention<64>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, prefill, ctx); break;
-      case 128: error = tensor_core_attention<128>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, prefill, ctx); break;
-      default: error = tensor_core_attention<256>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, prefill, ctx); break;
+      case 64: error = tensor_core_attention<64>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, maxQueryLen, prefill, ctx); break;
+      case 128: error = tensor_core_attention<128>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, maxQueryLen, prefill, ctx); break;
+      default: error = tensor_core_attention<256>(out, q, kCache, vCache, queryToSeq, positions, blockTables, T, Hq, Hkv, D, qStride, maxBlocks, blockSize, scale, maxQueryLen, prefill, ctx); break;
     }
     return check(error, "paged_attention");
   }

@@ -17,9 +17,12 @@
 //
 // Flash-decoding: when the blocks are too few to fill the GPU (small batches), each one's keys
 // are split over `splits` blocks, each taking a contiguous run of key tiles and writing its
-// rows' unnormalised output, max and sum (f32) to `part`; combine_kernel then merges the splits
-// of each row. With splits = 1 a kernel stores the normalised output itself. The split count
+// rows' unnormalised output, max and sum (f32) to `part`; merge_kernel then merges the splits of
+// each row. With splits = 1 a kernel stores the normalised output itself. The split count
 // depends on T alone, so a captured graph stays valid for any positions.
+//
+// Launched early (overlap), the tensor-core kernel copies the keys of earlier steps while the
+// kernel before it (the qkv projection) still runs, and only q and this step's keys after it.
 #pragma once
 
 #include "attention_common.cuh"
@@ -30,16 +33,74 @@ namespace tsr::attention {
 constexpr int kMaxSplits = 16;
 constexpr int kDecodeHeads = 16;  // query heads of a decode block: one mma tile, 16 CUDA-core rows
 
+#ifndef TSR_DECODE_PRELOAD  // an experiment's override (make EXTRA_FLAGS=-DTSR_DECODE_PRELOAD=0): wait first
+#define TSR_DECODE_PRELOAD 1
+#endif
+
+// Where the split blocks leave their rows (splits > 1): part[T][Hq][splits][D], and their
+// statistics after it.
+struct Splits {
+  float* part;
+  int count;
+  __device__ float* stats(int T, int Hq, int D) const { return part + (size_t)T * Hq * count * D; }
+};
+
+// Row (t, h) merged from its splits: out = sum_s acc_s 2^(max_s - M) / sum_s sum_s 2^(max_s - M),
+// by one warp. Lane s reads split s's statistics (splits <= kMaxSplits <= 32), so they come in one
+// round trip rather than one after another; the sums then run in split order over registers
+// (shuffles), and a dimension's partials are all loaded before they are added: the same
+// arithmetic, in the same order, as a walk over the splits. At batch 1 a layer's 16 splits would
+// otherwise cost a chain of L2 round trips per loop.
+static_assert(kMaxSplits <= 32, "merge_row: a lane per split");
+__device__ __forceinline__ void merge_row(bf16* out, const Splits& splits, int T, int Hq, int D, int t, int h, int lane) {
+  const int n = splits.count;
+  const size_t row = ((size_t)t * Hq + h) * n;
+  const float* stats = splits.stats(T, Hq, D) + 2 * row;
+  const float split_max = lane < n ? stats[2 * lane] : -kInfinity;
+  const float split_sum = lane < n ? stats[2 * lane + 1] : 0.f;
+  float m = -kInfinity;
+  for (int s = 0; s < n; ++s) m = fmaxf(m, __shfl_sync(0xffffffffu, split_max, s));
+  // split `lane`'s weight 2^(max_s - M), zero for a split that saw no key
+  const float weight = split_sum > 0.f ? exp2f(split_max - m) : 0.f;
+  float total = 0.f;
+  for (int s = 0; s < n; ++s) total += __shfl_sync(0xffffffffu, split_sum * weight, s);
+  const float inv = total > 0.f ? 1.f / total : 0.f;
+  for (int d = lane; d < D; d += 32) {
+    float value[kMaxSplits];
+#pragma unroll
+    for (int s = 0; s < kMaxSplits; ++s) value[s] = s < n ? splits.part[(row + s) * D + d] : 0.f;
+    float acc = 0.f;
+#pragma unroll
+    for (int s = 0; s < kMaxSplits; ++s) {
+      const float w = __shfl_sync(0xffffffffu, weight, s);
+      if (s < n && __shfl_sync(0xffffffffu, split_sum, s) > 0.f) acc += value[s] * w;
+    }
+    out[((size_t)t * Hq + h) * D + d] = round_bf16(acc * inv);
+  }
+}
+
 // ---- kernels ----
 
+// One warp per (token, query head) of a split launch. (The same merge made by the last split block
+// of a row to finish, with an arrival counter and a fence, in the split kernel itself: no faster
+// at batches 1-64 on H200, bench/README.md.)
+__global__ void merge_kernel(bf16* out, Splits splits, const int* query_to_seq, int T, int Hq, int D, bool prefill) {
+  allow_dependents();        // the o projection's GEMV may start streaming its weights
+  wait_for_prerequisites();  // launched early (overlap): the split kernel wrote part
+  const int t = blockIdx.x;
+  if (prefill && prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
+  merge_row(out, splits, T, Hq, D, t, blockIdx.y, threadIdx.x);
+}
+
 template <int DPL>
-__global__ void __launch_bounds__(kThreads) decode_split_kernel(bf16* out, float* part, const bf16* q, const bf16* k_cache,
+__global__ void __launch_bounds__(kThreads) decode_split_kernel(bf16* out, Splits split_rows, const bf16* q, const bf16* k_cache,
                                                                 const bf16* v_cache, const int* query_to_seq, const int* positions,
                                                                 const int* block_tables, int T, int Hq, int Hkv, int D, int q_stride,
-                                                                int max_blocks, int block_size, float scale_log2, int splits,
-                                                                bool prefill) {
+                                                                int max_blocks, int block_size, float scale_log2, bool prefill) {
   static_assert(kWarps * kRowsPerWarp == kDecodeHeads, "a warp's rows are heads of the chunk");
-  allow_dependents();        // the combine
+  allow_dependents();        // the merge, or the o projection's GEMV, may start
+  const int splits = split_rows.count;
+  float* part = split_rows.part;
   wait_for_prerequisites();  // launched early (overlap): the kernel before it wrote q and the cache
   const int t = blockIdx.x;
   if (prefill && prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
@@ -75,7 +136,7 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(bf16* out, float
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) attend_tile(rows[r], sK, sV, j0, D, lane);
   }
-  float* stats = part + (size_t)T * Hq * splits * D;
+  float* stats = split_rows.stats(T, Hq, D);
 #pragma unroll
   for (int r = 0; r < kRowsPerWarp; ++r) {
     const int h = first_head + warp + r * kWarps;
@@ -117,15 +178,21 @@ struct DecodeShape {
 };
 
 template <int DMAX>
-__global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, float* part, const bf16* q, const bf16* k_cache, const bf16* v_cache,
-                                                              const int* query_to_seq, const int* positions, const int* block_tables, int T,
-                                                              int Hq, int Hkv, int D, int q_stride, int max_blocks, int block_size,
-                                                              float scale_log2, int splits, bool prefill) {
+__global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, Splits split_rows, const bf16* q, const bf16* k_cache,
+                                                              const bf16* v_cache, const int* query_to_seq, const int* positions,
+                                                              const int* block_tables, int T, int Hq, int Hkv, int D, int q_stride,
+                                                              int max_blocks, int block_size, float scale_log2, int fresh,
+                                                              bool prefill) {
   using Shape = DecodeShape<DMAX>;
   using Pipeline = typename Shape::Pipeline;
   constexpr int kKeys = Shape::kKeys;
-  allow_dependents();        // the combine
-  wait_for_prerequisites();  // launched early (overlap): the kernel before it wrote q and the cache
+  allow_dependents();        // the merge, or the o projection's GEMV, may start
+  const int splits = split_rows.count;
+  float* part = split_rows.part;
+  if (!TSR_DECODE_PRELOAD) wait_for_prerequisites();
+  // Launched early (overlap), it reads only the step's inputs (positions, tables) and the keys
+  // of earlier steps before it waits: the kernel before it writes q and this step's keys, the
+  // last `fresh` of each sequence (fresh >= the most tokens a sequence has in the call).
   const int t = blockIdx.x;
   if (prefill && prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
 
@@ -146,12 +213,15 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, float* 
   const int pitch = mma::pitch_bytes(D);
   const uint32_t stages = mma::shared_address(shared);
   const uint32_t sQ = stages + Pipeline::bytes(pitch);
+  Pipeline pipeline{mma::KvTileLoader<kKeys, DMAX>(k_cache, v_cache, table, block_size, Hkv, g, D, last + 1), stages, pitch};
+  const int fresh_from = last + 1 - fresh;
+  pipeline.prologue_kept(begin, end, fresh_from);
+  if (TSR_DECODE_PRELOAD) wait_for_prerequisites();
   mma::load_rows(sQ, pitch, mma::kRows, D, q, [&](int r) -> const bf16* {
     return r < heads ? q + (size_t)t * q_stride + (size_t)(first_head + r) * D : nullptr;
   });
-  Pipeline pipeline{mma::KvTileLoader<kKeys, DMAX>(k_cache, v_cache, table, block_size, Hkv, g, D, last + 1), stages, pitch};
-  pipeline.prologue(begin, end);
-  mma::cp_async_wait<Shape::kStages - 1>();  // Q's group, the oldest
+  pipeline.prologue_fresh(begin, end, fresh_from);
+  mma::cp_async_wait<0>();  // Q and the prologue's tiles
   __syncthreads();
 
   mma::WarpRows<DMAX, mma::kRows / 8, Shape::kQInRegisters> rows;
@@ -185,7 +255,7 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, float* 
     }
   }
   __syncthreads();
-  float* stats = part + (size_t)T * Hq * splits * D;
+  float* stats = split_rows.stats(T, Hq, D);
   for (int e = threadIdx.x; e < heads * D; e += kThreads) {
     const int r = e / D, d = e % D;
     float m = -kInfinity;
@@ -213,43 +283,6 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, float* 
   }
 }
 
-// One warp per (token, query head): out = sum_s acc_s 2^(max_s - M) / sum_s sum_s 2^(max_s - M).
-// Lane s reads split s's statistics (splits <= kMaxSplits <= 32), so they come in one round trip
-// rather than one after another; the sums then run in split order over registers (shuffles),
-// and a dimension's partials are all loaded before they are added: the same arithmetic, in the
-// same order, as a walk over the splits. At batch 1 a layer's 16 splits cost a chain of L2
-// round trips per loop.
-static_assert(kMaxSplits <= 32, "combine_kernel: a lane per split");
-__global__ void combine_kernel(bf16* out, const float* part, const int* query_to_seq, int T, int Hq, int D, int splits, bool prefill) {
-  allow_dependents();  // the o projection's GEMV may start streaming its weights
-  wait_for_prerequisites();  // launched early (overlap): the split kernel wrote part
-  const int t = blockIdx.x, h = blockIdx.y, lane = threadIdx.x;
-  if (prefill && prefill_owns(query_to_seq, T, t / kPrefillTokens)) return;
-  const size_t row = ((size_t)t * Hq + h) * splits;
-  const float* stats = part + (size_t)T * Hq * splits * D + 2 * row;
-  const float split_max = lane < splits ? stats[2 * lane] : -kInfinity;
-  const float split_sum = lane < splits ? stats[2 * lane + 1] : 0.f;
-  float m = -kInfinity;
-  for (int s = 0; s < splits; ++s) m = fmaxf(m, __shfl_sync(0xffffffffu, split_max, s));
-  // split `lane`'s weight 2^(max_s - M), zero for a split that saw no key
-  const float weight = split_sum > 0.f ? exp2f(split_max - m) : 0.f;
-  float total = 0.f;
-  for (int s = 0; s < splits; ++s) total += __shfl_sync(0xffffffffu, split_sum * weight, s);
-  const float inv = total > 0.f ? 1.f / total : 0.f;
-  for (int d = lane; d < D; d += 32) {
-    float value[kMaxSplits];
-#pragma unroll
-    for (int s = 0; s < kMaxSplits; ++s) value[s] = s < splits ? part[(row + s) * D + d] : 0.f;
-    float acc = 0.f;
-#pragma unroll
-    for (int s = 0; s < kMaxSplits; ++s) {
-      const float w = __shfl_sync(0xffffffffu, weight, s);
-      if (s < splits && __shfl_sync(0xffffffffu, split_sum, s) > 0.f) acc += value[s] * w;
-    }
-    out[((size_t)t * Hq + h) * D + d] = round_bf16(acc * inv);
-  }
-}
-
 // Splits for T tokens: as many as keep the blocks within `target_blocks`, at most kMaxSplits, within
 // the scratch. Rounded down: a batch whose blocks nearly fill the GPU runs unsplit (16 tokens of
 // 8 kv heads, 128 blocks on 132 SMs: rounded up, 2 splits and the merge made the step 2.7% slower
@@ -262,54 +295,59 @@ inline int decode_splits(int T, int Hq, int Hkv, int D, int chunks, size_t scrat
   return splits;
 }
 
+// The flash-decoding scratch a launch may use: part (null: no split) of part_floats floats.
+struct DecodeScratch {
+  float* part;
+  size_t part_floats;
+};
+
 // Head chunks per kv head and key splits per (token, kv head, chunk) for T tokens: both decode
 // kernels' grid, (T, Hkv, chunks * splits).
 struct DecodeGrid {
   int chunks, splits;
 };
-inline DecodeGrid decode_grid(int T, int Hq, int Hkv, int D, const float* scratch, size_t scratch_floats, int target_blocks) {
+inline DecodeGrid decode_grid(int T, int Hq, int Hkv, int D, const DecodeScratch& scratch, int target_blocks) {
   const int chunks = (Hq / Hkv + kDecodeHeads - 1) / kDecodeHeads;
-  return {chunks, scratch == nullptr ? 1 : decode_splits(T, Hq, Hkv, D, chunks, scratch_floats, target_blocks)};
+  return {chunks, scratch.part == nullptr ? 1 : decode_splits(T, Hq, Hkv, D, chunks, scratch.part_floats, target_blocks)};
 }
 
 // ---- launchers ----
 
-// scratch: the flash-decoding partials (null: no split); target_blocks: the blocks that fill
-// the GPU, for the split count
+// target_blocks: the blocks that fill the GPU, for the split count
 template <int DPL>
 cudaError_t decode(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, const int* query_to_seq, const int* positions,
                    const int* block_tables, int T, int Hq, int Hkv, int D, int q_stride, int max_blocks, int block_size,
-                   float scale_log2, float* scratch, size_t scratch_floats, int target_blocks, bool prefill, bool overlap,
-                   cudaStream_t stream) {
+                   float scale_log2, const DecodeScratch& scratch, int target_blocks, bool prefill, bool overlap, cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
-  const auto [chunks, splits] = decode_grid(T, Hq, Hkv, D, scratch, scratch_floats, target_blocks);
-  if (cudaError_t error = launch_kernel(decode_split_kernel<DPL>, dim3(T, Hkv, chunks * splits), dim3(kThreads), tile_bytes(D), stream,
-                                        overlap, out, scratch, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D,
-                                        q_stride, max_blocks, block_size, scale_log2, splits, prefill)) {
-    return error;
-  }
-  if (splits == 1) return cudaSuccess;
-  return launch_kernel(combine_kernel, dim3(T, Hq), dim3(32), 0, stream, overlap, out, scratch, query_to_seq, T, Hq, D, splits, prefill);
+  const auto [chunks, splits] = decode_grid(T, Hq, Hkv, D, scratch, target_blocks);
+  const cudaError_t error =
+      launch_kernel(decode_split_kernel<DPL>, dim3(T, Hkv, chunks * splits), dim3(kThreads), tile_bytes(D), stream, overlap, out,
+                    Splits{scratch.part, splits}, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride,
+                    max_blocks, block_size, scale_log2, prefill);
+  if (error != cudaSuccess || splits == 1) return error;
+  return launch_kernel(merge_kernel, dim3(T, Hq), dim3(32), 0, stream, overlap, out, Splits{scratch.part, splits}, query_to_seq, T, Hq, D,
+                       prefill);
 }
 
+// fresh: the most tokens any sequence has in this call (its keys written in this step)
 template <int DMAX>
 cudaError_t decode_mma(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, const int* query_to_seq, const int* positions,
                        const int* block_tables, int T, int Hq, int Hkv, int D, int q_stride, int max_blocks, int block_size,
-                       float scale_log2, float* scratch, size_t scratch_floats, int target_blocks, bool prefill, bool overlap,
+                       float scale_log2, const DecodeScratch& scratch, int target_blocks, int fresh, bool prefill, bool overlap,
                        cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
-  const auto [chunks, splits] = decode_grid(T, Hq, Hkv, D, scratch, scratch_floats, target_blocks);
+  const auto [chunks, splits] = decode_grid(T, Hq, Hkv, D, scratch, target_blocks);
   const size_t shared = DecodeShape<DMAX>::shared_bytes(D);
   auto* kernel = decode_mma_kernel<DMAX>;
   // over 48 KiB of dynamic shared memory needs an opt-in (set at every launch: per device)
   if (cudaError_t error = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared)) return error;
-  if (cudaError_t error = launch_kernel(kernel, dim3(T, Hkv, chunks * splits), dim3(kThreads), shared, stream, overlap, out, scratch, q,
-                                        k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride, max_blocks,
-                                        block_size, scale_log2, splits, prefill)) {
-    return error;
-  }
-  if (splits == 1) return cudaSuccess;
-  return launch_kernel(combine_kernel, dim3(T, Hq), dim3(32), 0, stream, overlap, out, scratch, query_to_seq, T, Hq, D, splits, prefill);
+  const cudaError_t error =
+      launch_kernel(kernel, dim3(T, Hkv, chunks * splits), dim3(kThreads), shared, stream, overlap, out, Splits{scratch.part, splits}, q,
+                    k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride, max_blocks, block_size, scale_log2,
+                    fresh, prefill);
+  if (error != cudaSuccess || splits == 1) return error;
+  return launch_kernel(merge_kernel, dim3(T, Hq), dim3(32), 0, stream, overlap, out, Splits{scratch.part, splits}, query_to_seq, T, Hq, D,
+                       prefill);
 }
 
 }  // namespace tsr::attention

@@ -27,6 +27,7 @@
 //   and the steps past the runtime D are skipped, uniformly across the warp.
 #pragma once
 
+#include <climits>
 #include <cstdint>
 
 #include "attention_common.cuh"
@@ -148,8 +149,9 @@ struct KvTileLoader {
     next_block = owner ? table[entry] : 0;
   }
 
-  // keys [j0, j0 + KEYS) into the K and V tiles at sK, sV (shared addresses); zeros past n_keys
-  __device__ __forceinline__ void load(uint32_t sK, uint32_t sV, int pitch, int j0) {
+  // keys [j0, j0 + KEYS) into the K and V tiles at sK, sV (shared addresses); zeros past n_keys.
+  // Keys in [skip_from, n_keys) are not copied (load_keys brings them later).
+  __device__ __forceinline__ void load(uint32_t sK, uint32_t sV, int pitch, int j0, int skip_from = INT_MAX) {
     const int lane = threadIdx.x % 32;
 #pragma unroll
     for (int p = 0; p < kPasses; ++p) {
@@ -158,6 +160,7 @@ struct KvTileLoader {
       const int block = __shfl_sync(kFullWarp, next_block, owner);
       const int offset = __shfl_sync(kFullWarp, next_offset, owner);
       const bool valid = j0 + key < n_keys;
+      if (valid && j0 + key >= skip_from) continue;
       const size_t at = valid ? ((size_t)block * block_size + offset) * slot_elements : 0;
       const uint32_t row = (uint32_t)(key * pitch);
 #pragma unroll
@@ -170,6 +173,20 @@ struct KvTileLoader {
       }
     }
     prefetch(j0 + KEYS);
+  }
+
+  // keys [from, to) of the tile at j0 (j0 <= from, to <= min(j0 + KEYS, n_keys)), each looked up
+  // in the block table by the lanes that copy it: the few keys `load` skipped
+  __device__ __forceinline__ void load_keys(uint32_t sK, uint32_t sV, int pitch, int j0, int from, int to) {
+    const int chunks = D / 8;
+    for (int e = threadIdx.x; e < (to - from) * chunks; e += kThreads) {
+      const int j = from + e / chunks, c = e % chunks;
+      const int entry = j / block_size;
+      const size_t at = ((size_t)table[entry] * block_size + (j - entry * block_size)) * slot_elements;
+      const uint32_t row = (uint32_t)((j - j0) * pitch);
+      cp_async_16(sK + row + c * 16, k_head + at + c * 8, true);
+      cp_async_16(sV + row + c * 16, v_head + at + c * 8, true);
+    }
   }
 };
 
@@ -197,6 +214,27 @@ struct KvPipeline {
       if (begin + s < end) loader.load(k_tile(s), v_tile(s), pitch, (begin + s) * KEYS);
       cp_async_commit();
     }
+  }
+
+  // The prologue in two parts, for a kernel launched before the kernel it depends on has ended:
+  // prologue_kept before it waits, which leaves out the keys from fresh_from on (the ones that
+  // kernel may still be writing), then prologue_fresh, which brings those. One commit group each
+  // tile, then one for the fresh keys.
+  __device__ __forceinline__ void prologue_kept(int begin, int end, int fresh_from) {
+    loader.prefetch(begin * KEYS);
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) {
+      if (begin + s < end) loader.load(k_tile(s), v_tile(s), pitch, (begin + s) * KEYS, fresh_from);
+      cp_async_commit();
+    }
+  }
+  __device__ __forceinline__ void prologue_fresh(int begin, int end, int fresh_from) {
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) {
+      const int j0 = (begin + s) * KEYS, from = max(j0, fresh_from), to = min(j0 + KEYS, loader.n_keys);
+      if (begin + s < end && from < to) loader.load_keys(k_tile(s), v_tile(s), pitch, j0, from, to);
+    }
+    cp_async_commit();
   }
 
   // attend(sK, sV, j0) for tiles [begin, end) in order; every thread of the block must call

@@ -2,6 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <unordered_set>
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -75,6 +78,26 @@ __device__ __forceinline__ void wait_for_prerequisites() {
 #endif
 }
 
+// Internal linkage, for these two as for gemv.cuh's kernels: a tool that includes this header keeps
+// its own copy, and the library's calls never reach the tool's, which would ask the tool's CUDA
+// runtime about the library's kernels (cudaErrorInvalidResourceHandle).
+namespace {
+
+// An SM's split of its unified memory between L1 and shared memory is set when it takes a block
+// of a kernel that no split it has fits, and changes only once the SM is empty. Kernels that
+// overlap ask for the largest shared part: an SM set up for a norm or attention must still take
+// the next GEMV's block (about 145 KB) while those run (TSR_CARVEOUT_MAX=0: the driver's choice).
+// Once per kernel and thread.
+inline cudaError_t prefer_shared_memory(const void* kernel) {
+  static const bool on = [] {
+    const char* value = getenv("TSR_CARVEOUT_MAX");
+    return value == nullptr || strcmp(value, "0") != 0;
+  }();
+  thread_local std::unordered_set<const void*> done;
+  if (!on || !done.insert(kernel).second) return cudaSuccess;
+  return cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
+}
+
 // kernel<<<grid, block, shared, stream>>>(args...), or with `overlap` as a programmatic dependent
 // of the kernel before it on the stream: it may start once that kernel has allowed it, and must
 // wait_for_prerequisites before it reads that kernel's outputs or writes anything.
@@ -84,6 +107,7 @@ cudaError_t launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size
     kernel<<<grid, block, shared, stream>>>(args...);
     return cudaGetLastError();
   }
+  if (const cudaError_t error = prefer_shared_memory(reinterpret_cast<const void*>(kernel)); error != cudaSuccess) return error;
   cudaLaunchConfig_t config = {};
   config.gridDim = grid;
   config.blockDim = block;
@@ -96,6 +120,8 @@ cudaError_t launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size
   config.numAttrs = 1;
   return cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
 }
+
+}  // namespace
 
 // Threads for a kernel that walks one row of n elements per block: enough for one element
 // each up to 1024, in whole warps.

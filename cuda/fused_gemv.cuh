@@ -98,14 +98,13 @@ inline bool qkv_rope_fuses(const bf16* x, const bf16* w, int M, int K, int D) {
 }
 
 inline cudaError_t qkv_rope_kv_write(bf16* qkv, const bf16* x, const bf16* w, bf16* k_cache, bf16* v_cache, const int* positions,
-                                     const float* inv_freq, const int* slots, int M, int K, int Hq, int Hkv, int D, int sm_count, bool overlap,
-                                     cudaStream_t stream) {
+                                     const float* inv_freq, const int* slots, int M, int K, int Hq, int Hkv, int D, const GemvLaunch& launch) {
   const RopeKvRows rows{qkv, k_cache, v_cache, positions, inv_freq, slots, Hq, Hkv, D, nullptr};
-  return gemv::launch_bulk(rows, x, w, M, (Hq + 2 * Hkv) * D, K, sm_count, overlap, stream);
+  return gemv::launch_bulk(rows, x, w, M, (Hq + 2 * Hkv) * D, K, launch);
 }
 
-inline cudaError_t gate_up_silu(bf16* out, const bf16* x, const bf16* w, int M, int I, int K, int sm_count, bool overlap, cudaStream_t stream) {
-  return gemv::launch_bulk(SiluRows{out, I}, x, w, M, 2 * I, K, sm_count, overlap, stream);
+inline cudaError_t gate_up_silu(bf16* out, const bf16* x, const bf16* w, int M, int I, int K, const GemvLaunch& launch) {
+  return gemv::launch_bulk(SiluRows{out, I}, x, w, M, 2 * I, K, launch);
 }
 
 }  // namespace tsr

@@ -87,9 +87,9 @@ extern "C" int tsr_matmul(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* x, co
   if (M == 0 || N == 0) return TSR_OK;
   switch (tsr::matmul_path(ctx, x, w, M, N, K)) {
     case tsr::MatmulPath::kBulkGemv:
-      return check(tsr::gemv_matmul(out, x, w, M, N, K, ctx->sm_count, ctx->overlap_launches, ctx->stream, true), "gemv_matmul (bulk)");
+      return check(tsr::gemv_matmul(out, x, w, M, N, K, tsr::gemv_launch(ctx), true), "gemv_matmul (bulk)");
     case tsr::MatmulPath::kGemv:
-      return check(tsr::gemv_matmul(out, x, w, M, N, K, ctx->sm_count, ctx->overlap_launches, ctx->stream), "gemv_matmul");
+      return check(tsr::gemv_matmul(out, x, w, M, N, K, tsr::gemv_launch(ctx)), "gemv_matmul");
     case tsr::MatmulPath::kBlas:
       break;
   }
@@ -112,8 +112,7 @@ extern "C" int tsr_qkv_rope_kv_write(tsr_context* ctx, tsr_bf16* qkv, const tsr_
   if (T == 0) return TSR_OK;
   // decode sizes, where the bulk GEMV would take the projection: one kernel
   if (fuses(ctx, T) && tsr::qkv_rope_fuses(x, w, T, K, D)) {
-    return check(tsr::qkv_rope_kv_write(qkv, x, w, kCache, vCache, positions, invFreq, slots, T, K, Hq, Hkv, D, ctx->sm_count,
-                                        ctx->overlap_launches, ctx->stream),
+    return check(tsr::qkv_rope_kv_write(qkv, x, w, kCache, vCache, positions, invFreq, slots, T, K, Hq, Hkv, D, tsr::gemv_launch(ctx)),
                  "qkv_rope_kv_write");
   }
   // anywhere else what the fused kernel stands for: the projection, then rope_kv_write over it
@@ -129,7 +128,7 @@ extern "C" int tsr_gate_up_silu(tsr_context* ctx, tsr_bf16* out, tsr_bf16* gateU
   if (T == 0 || I == 0) return TSR_OK;
   // decode sizes, where the bulk GEMV would take the projection: one kernel, gateUp not written
   if (fuses(ctx, T) && I % 8 == 0 && tsr::gemv_bulk_applies(x, w, T, K)) {
-    return check(tsr::gate_up_silu(out, x, w, T, I, K, ctx->sm_count, ctx->overlap_launches, ctx->stream), "gate_up_silu");
+    return check(tsr::gate_up_silu(out, x, w, T, I, K, tsr::gemv_launch(ctx)), "gate_up_silu");
   }
   if (int status = tsr_matmul(ctx, gateUp, x, w, T, 2 * I, K)) return status;
   return tsr_silu_mul(ctx, out, gateUp, T, I);

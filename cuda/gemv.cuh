@@ -38,6 +38,15 @@ namespace tsr {
 // the most rows of x one launch takes: two 8-column mma tiles
 constexpr int kGemvMaxRows = 16;
 
+// How a GEMV is launched: a persistent grid of one block per SM (sm_count); with `overlap`, as a
+// programmatic dependent of the kernel before it on `stream` (its first weights load while that
+// kernel finishes: see allow_dependents).
+struct GemvLaunch {
+  int sm_count;
+  bool overlap;
+  cudaStream_t stream;
+};
+
 // Internal linkage: the library and a tool that includes this header (gemm_bench) each keep their
 // own kernels. With external linkage the dynamic linker binds the library's references to the
 // tool's template instances, and the library's cudaFuncSetAttribute then names a kernel its own
@@ -151,6 +160,36 @@ __device__ __forceinline__ void stage_x(uint4* tile, const bf16* x, int M, int K
     }
   }
 }
+
+// A plain GEMV's rows: row block rb is rows 16 rb .. 16 rb + 15 of w, its sums go to out[M, N].
+struct StoreRows {
+  bf16* out;
+  int N;
+  // the weight row that tile row i (0..15) of row block rb multiplies
+  __device__ int row(int rb, int i) const { return min(rb * kRowsPerBlock + i, N - 1); }
+  // shared memory past x that the stores use (none here), and its filling: called once by every
+  // thread, before the kernel waits for the kernel before it
+  size_t shared_bytes(int) const { return 0; }
+  __device__ void prepare(unsigned char*, int) {}
+  // tile rows g and g + 8 of row block rb, for x row m, rounded
+  __device__ void store(int rb, int g, int m, bf16 lo, bf16 hi) const {
+    const int n = rb * kRowsPerBlock + g;
+    if (n < N) out[(size_t)m * N + n] = lo;
+    if (n + 8 < N) out[(size_t)m * N + n + 8] = hi;
+  }
+};
+
+// A persistent block's stream of items: item i is row block blockIdx.x + (i / rounds) gridDim.x,
+// round i % rounds of K; a warp's share of it (split s) is k in [k0, k0 + bytes / 2) of each of
+// the row block's `rows` weight rows.
+struct Piece {
+  int rb, rows, k0, bytes;
+  __device__ Piece(int item, int rounds, int split, int N, int K)
+      : rb(blockIdx.x + (item / rounds) * gridDim.x),
+        rows(min(kRowsPerTile, N - rb * kRowsPerBlock)),
+        k0((item % rounds) * kRoundK + split * kStageK),
+        bytes(2 * max(0, min(kStageK, K - k0))) {}
+};
 
 // A persistent block walks row blocks blockIdx.x, + gridDim.x, ...; a row block is kRowsPerBlock
 // rows of w (kWarps / kKSplit 16-row tiles), each tile's K split over kKSplit warps. The weight loads run one
@@ -277,33 +316,21 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
 // SM) are in flight while it multiplies. Same k order, same mmas: the same bits as gemv_kernel.
 // For M <= 8, 16-byte aligned rows and all of x in one tile.
 constexpr int kBulkSlots = 2;
-constexpr int kBulkPitch = kStageK * 2 + 64;  // bytes a row piece takes: 64 more, so that rows g and g + 1 fall in different banks
-constexpr int kBulkWarpSlotBytes = kRowsPerTile * kBulkPitch;                    // 9216
-constexpr int kBulkRingBytes = kWarps * kBulkSlots * kBulkWarpSlotBytes;        // 147456
+constexpr int kBulkPieceBytes = kStageK * 2;                                     // 512: a row's piece of a stage
+// A warp's slot: its even rows' pieces, then 64 bytes on its odd rows', so that rows g and g + 1
+// (one quarter-warp's 16-byte reads) fall in different halves of the banks. 64 bytes a slot
+// rather than a row keeps the ring small enough for a decode attention block to sit beside it.
+constexpr int kBulkWarpSlotBytes = kRowsPerTile * kBulkPieceBytes + 64;        // 8256
+constexpr int kBulkRingBytes = kWarps * kBulkSlots * kBulkWarpSlotBytes;        // 132096
+__device__ __forceinline__ int bulk_row_offset(int row) {
+  return (row & 1) * (kRowsPerTile / 2 * kBulkPieceBytes + 64) + (row >> 1) * kBulkPieceBytes;
+}
 constexpr int kBulkMaxXBytes = (220 << 10) - kBulkRingBytes;
 
 // all of x for gemv_bulk_kernel: its rows padded to whole rounds (host and device)
 __host__ __device__ inline size_t bulk_x_bytes(int M, int K) {
   return (size_t)M * sizeof(uint4) * ((size_t)((K + kRoundK - 1) / kRoundK) * kRoundChunks + kRowPadChunks);
 }
-
-// A plain GEMV's rows: row block rb is rows 16 rb .. 16 rb + 15 of w, its sums go to out[M, N].
-struct StoreRows {
-  bf16* out;
-  int N;
-  // the weight row that tile row i (0..15) of row block rb multiplies
-  __device__ int row(int rb, int i) const { return min(rb * kRowsPerBlock + i, N - 1); }
-  // shared memory past x that the stores use (none here), and its filling: called once by every
-  // thread, before the kernel waits for the kernel before it
-  size_t shared_bytes(int) const { return 0; }
-  __device__ void prepare(unsigned char*, int) {}
-  // tile rows g and g + 8 of row block rb, for x row m, rounded
-  __device__ void store(int rb, int g, int m, bf16 lo, bf16 hi) const {
-    const int n = rb * kRowsPerBlock + g;
-    if (n < N) out[(size_t)m * N + n] = lo;
-    if (n + 8 < N) out[(size_t)m * N + n + 8] = hi;
-  }
-};
 
 __device__ __forceinline__ void mbarrier_init(uint32_t bar) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(bar) : "memory");
@@ -361,18 +388,15 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   // but whatever the slot held, a NaN say, times zero is not).
   auto issue = [&](int item) {
     if (item >= items) return;
-    const int rb = blockIdx.x + (item / rounds) * gridDim.x, r = item % rounds;
-    const int rows = min(kRowsPerTile, N - rb * kRowsPerBlock);
-    const int k0 = r * kRoundK + split * kStageK;
-    const int bytes = 2 * max(0, min(kStageK, K - k0));  // a multiple of 16: K % 8 == 0
+    const Piece p(item, rounds, split, N, K);  // bytes: a multiple of 16, as K % 8 == 0
     const uint32_t bar = bar0 + 8 * (item % kBulkSlots);
-    const uint32_t piece = ring + (item % kBulkSlots) * kBulkWarpSlotBytes + lane * kBulkPitch;
-    if (bytes < kStageK * 2 && lane < rows) {
-      for (int b = bytes; b < kStageK * 2; b += 16) asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};" ::"r"(piece + b), "r"(0) : "memory");
+    const uint32_t piece = ring + (item % kBulkSlots) * kBulkWarpSlotBytes + bulk_row_offset(lane);
+    if (p.bytes < kBulkPieceBytes && lane < p.rows) {
+      for (int b = p.bytes; b < kBulkPieceBytes; b += 16) asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};" ::"r"(piece + b), "r"(0) : "memory");
     }
-    if (lane == 0) mbarrier_expect(bar, rows * bytes);
+    if (lane == 0) mbarrier_expect(bar, p.rows * p.bytes);
     __syncwarp();
-    if (lane < rows && bytes > 0) bulk_copy(piece, w + (size_t)rows_out.row(rb, lane) * K + k0, bytes, bar);
+    if (lane < p.rows && p.bytes > 0) bulk_copy(piece, w + (size_t)rows_out.row(p.rb, lane) * K + p.k0, p.bytes, bar);
   };
   for (int i = 0; i < kBulkSlots; ++i) issue(i);  // weights only: before the kernel before this one is done
   // and what the stores need of the step's inputs (rope's angles): written before the kernel
@@ -403,8 +427,8 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
     uint4 lo[kStageSteps], hi[kStageSteps];
 #pragma unroll
     for (int s = 0; s < kStageSteps; ++s) {
-      lo[s] = *reinterpret_cast<const uint4*>(piece + g * kBulkPitch + (t + 4 * s) * 16);
-      hi[s] = *reinterpret_cast<const uint4*>(piece + (g + 8) * kBulkPitch + (t + 4 * s) * 16);
+      lo[s] = *reinterpret_cast<const uint4*>(piece + bulk_row_offset(g) + (t + 4 * s) * 16);
+      hi[s] = *reinterpret_cast<const uint4*>(piece + bulk_row_offset(g + 8) + (t + 4 * s) * 16);
     }
     __syncwarp();        // every lane has its fragments: the slot may be refilled
     issue(item + kBulkSlots);
@@ -473,32 +497,30 @@ cudaError_t allow_shared_memory(int bytes) {
 }
 
 // A persistent GEMV kernel on a grid of one block per SM (at most one per row block of N rows).
-// With `overlap`, launched as a programmatic dependent of the kernel before it on the stream: its
-// first stage of weights loads while that kernel finishes (see allow_dependents).
 template <typename... Params, typename... Args>
-cudaError_t launch_persistent(void (*kernel)(Params...), int N, int sm_count, size_t shared_bytes, bool overlap, cudaStream_t stream,
-                              Args... args) {
+cudaError_t launch_persistent(void (*kernel)(Params...), int N, const GemvLaunch& launch, size_t shared_bytes, Args... args) {
   const int row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
-  const int resident = (sm_count > 0 ? sm_count : 1) * kBlocksPerSm;
-  return launch_kernel(kernel, dim3(row_blocks < resident ? row_blocks : resident), dim3(kThreads), shared_bytes, stream, overlap, args...);
+  const int resident = (launch.sm_count > 0 ? launch.sm_count : 1) * kBlocksPerSm;
+  return launch_kernel(kernel, dim3(row_blocks < resident ? row_blocks : resident), dim3(kThreads), shared_bytes, launch.stream,
+                       launch.overlap, args...);
 }
 
 template <int NT, bool VECTOR>
-cudaError_t launch(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream) {
+cudaError_t launch_registers(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, const GemvLaunch& launch) {
   size_t shared_bytes = 0;
   const int tile_rounds = tile_rounds_for(M, K, &shared_bytes);
   if (shared_bytes > (48 << 10)) {
     if (const cudaError_t error = allow_shared_memory<gemv_kernel<NT, VECTOR>>(kMaxSharedBytes); error != cudaSuccess) return error;
   }
-  return launch_persistent(gemv_kernel<NT, VECTOR>, N, sm_count, shared_bytes, overlap, stream, out, x, w, M, N, K, tile_rounds);
+  return launch_persistent(gemv_kernel<NT, VECTOR>, N, launch, shared_bytes, out, x, w, M, N, K, tile_rounds);
 }
 
 // gemv_bulk_kernel, where gemv_bulk_applies (with rows.shared_bytes(M) beside x)
 template <class Rows>
-cudaError_t launch_bulk(Rows rows, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream) {
+cudaError_t launch_bulk(Rows rows, const bf16* x, const bf16* w, int M, int N, int K, const GemvLaunch& launch) {
   if (const cudaError_t error = allow_shared_memory<gemv_bulk_kernel<Rows>>(kBulkRingBytes + kBulkMaxXBytes); error != cudaSuccess) return error;
   const size_t shared = kBulkRingBytes + bulk_x_bytes(M, K) + rows.shared_bytes(M);
-  return launch_persistent(gemv_bulk_kernel<Rows>, N, sm_count, shared, overlap, stream, rows, x, w, M, N, K);
+  return launch_persistent(gemv_bulk_kernel<Rows>, N, launch, shared, rows, x, w, M, N, K);
 }
 
 }  // namespace
@@ -513,19 +535,18 @@ inline bool gemv_bulk_applies(const bf16* x, const bf16* w, int M, int K, size_t
 }
 
 // out[M,N] = x[M,K] @ w[N,K]^T for 1 <= M <= kGemvMaxRows, rows of x and w contiguous (strides K,
-// N for out), on a grid of one block per SM (sm_count). 16-byte loads where K % 8 == 0 and x and w
-// are 16-byte aligned, else element loads with the same arithmetic (same bits).
-inline cudaError_t gemv_matmul(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, int sm_count, bool overlap, cudaStream_t stream,
-                               bool bulk = false) {
+// N for out). 16-byte loads where K % 8 == 0 and x and w are 16-byte aligned, else element loads
+// with the same arithmetic (same bits); with `bulk`, the bulk copies where they apply.
+inline cudaError_t gemv_matmul(bf16* out, const bf16* x, const bf16* w, int M, int N, int K, const GemvLaunch& launch, bool bulk = false) {
   if (M == 0 || N == 0) return cudaSuccess;
   if (M < 0 || M > kGemvMaxRows || N < 0 || K < 0) return cudaErrorInvalidValue;
-  if (K == 0) return cudaMemsetAsync(out, 0, (size_t)M * N * sizeof(bf16), stream);  // empty sums
+  if (K == 0) return cudaMemsetAsync(out, 0, (size_t)M * N * sizeof(bf16), launch.stream);  // empty sums
   const bool aligned = K % gemv::kChunk == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
-  if (bulk && gemv_bulk_applies(x, w, M, K)) return gemv::launch_bulk(gemv::StoreRows{out, N}, x, w, M, N, K, sm_count, overlap, stream);
+  if (bulk && gemv_bulk_applies(x, w, M, K)) return gemv::launch_bulk(gemv::StoreRows{out, N}, x, w, M, N, K, launch);
   if (M <= 8) {
-    return aligned ? gemv::launch<1, true>(out, x, w, M, N, K, sm_count, overlap, stream) : gemv::launch<1, false>(out, x, w, M, N, K, sm_count, overlap, stream);
+    return aligned ? gemv::launch_registers<1, true>(out, x, w, M, N, K, launch) : gemv::launch_registers<1, false>(out, x, w, M, N, K, launch);
   }
-  return aligned ? gemv::launch<2, true>(out, x, w, M, N, K, sm_count, overlap, stream) : gemv::launch<2, false>(out, x, w, M, N, K, sm_count, overlap, stream);
+  return aligned ? gemv::launch_registers<2, true>(out, x, w, M, N, K, launch) : gemv::launch_registers<2, false>(out, x, w, M, N, K, launch);
 }
 
 }  // namespace tsr

@@ -20,4 +20,7 @@ inline MatmulPath matmul_path(const tsr_context* ctx, const bf16* x, const bf16*
   return MatmulPath::kBlas;
 }
 
+// how the library launches its GEMVs (the context's settings)
+inline GemvLaunch gemv_launch(const tsr_context* ctx) { return {ctx->sm_count, ctx->overlap_launches != 0, ctx->stream}; }
+
 }  // namespace tsr

@@ -229,7 +229,7 @@ std::vector<float> reference(const Device& d, const bf16* x, const bf16* w, int 
 }
 
 void gemv(const Device& d, bf16* out, const bf16* x, const bf16* w, int M, int N, int K, bool bulk = false) {
-  CUDA_OK_OR_DIE(tsr::gemv_matmul(out, x, w, M, N, K, d.sm_count, false, d.stream, bulk));
+  CUDA_OK_OR_DIE(tsr::gemv_matmul(out, x, w, M, N, K, tsr::GemvLaunch{d.sm_count, false, d.stream}, bulk));
 }
 
 // tsr_matmul's status: TSR_UNSUPPORTED (no cuBLAS past the crossover) is reported, not fatal
