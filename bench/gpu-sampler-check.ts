@@ -13,6 +13,10 @@
  * (src/sampling/logitsEdits.ts): logit bias, min_tokens masking of stop ids, a repetition
  * penalty over a prompt and an output history, frequency and presence penalties.
  *
+ * The bf16 batches also check tsr_logprobs_rows_bf16 (cuda/logprobs.cu) against computeLogprobs
+ * (src/sampling/logprobs.ts) for each row's drawn token, with 20 top tokens: the same ranks and
+ * top ids, log-probabilities within 1e-9 (both sum exp() in float64, in different orders).
+ *
  *   make -C cuda && bun bench/gpu-sampler-check.ts [--out DIR] [--rows-scale N]
  *   (writes gpu-sampler-check-<device>.json; exit 1 on any mismatch)
  */
@@ -27,6 +31,7 @@ import { Sampler } from "../src/sampling/sampler.ts"
 import { decodeSamplingParamsSync } from "../src/sampling/SamplingParams.ts"
 import { logitsEdits } from "../src/sampling/logitsEdits.ts"
 import { makeSamplingState, recordOutputToken, type SequenceSamplingState } from "../src/sampling/samplingState.ts"
+import { computeLogprobs, rowTokenLogprobs, type TokenLogprobs } from "../src/sampling/logprobs.ts"
 
 const argValue = (flag: string): string | undefined => {
   const i = process.argv.indexOf(flag)
@@ -154,6 +159,16 @@ const upload = (data: Float32Array | Float64Array | Int32Array | Uint32Array | U
   return ptr
 }
 
+// logprobs rows compared, and the first that differ
+const kTopLogprobs = 20
+let logprobRows = 0
+let logprobBad = 0
+const logprobMismatches: Array<{ vocab: number; row: number; cpu: TokenLogprobs; gpu: TokenLogprobs }> = []
+const sameLogprob = (a: number, b: number) => (Number.isFinite(a) ? Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(a)) : a === b)
+const sameLogprobs = (a: TokenLogprobs, b: TokenLogprobs) =>
+  a.rank === b.rank && sameLogprob(a.logprob, b.logprob) && a.top.length === b.top.length &&
+  a.top.every((t, j) => t.tokenId === b.top[j].tokenId && sameLogprob(t.logprob, b.top[j].logprob))
+
 interface Mismatch extends RowParams {
   vocab: number
   row: number
@@ -211,6 +226,30 @@ for (const c of cases) {
     gpuMs += performance.now() - t0
     const gpuTokens = new Int32Array(R)
     native.check("tsr_read", s.tsr_read(ctx, gpuTokens, buffers.outTokens as Pointer, gpuTokens.byteLength))
+    if (bf16) {
+      const N = kTopLogprobs
+      const out = { logprob: alloc(8 * R), rank: alloc(4 * R), topIds: alloc(4 * R * N), topLogprobs: alloc(8 * R * N) }
+      sampler.logprobsRowsBf16(ctx, {
+        logits: buffers.logits, rows: R, vocab: V, tokens: buffers.outTokens, numTop: N,
+        outLogprob: out.logprob, outRank: out.rank, outTopIds: out.topIds, outTopLogprobs: out.topLogprobs
+      })
+      native.check("tsr_synchronize", s.tsr_synchronize(ctx))
+      const rows = { numTop: N, logprob: new Float64Array(R), rank: new Int32Array(R), topIds: new Int32Array(R * N), topLogprobs: new Float64Array(R * N) }
+      native.check("tsr_read", s.tsr_read(ctx, rows.logprob, out.logprob as Pointer, rows.logprob.byteLength))
+      native.check("tsr_read", s.tsr_read(ctx, rows.rank, out.rank as Pointer, rows.rank.byteLength))
+      native.check("tsr_read", s.tsr_read(ctx, rows.topIds, out.topIds as Pointer, rows.topIds.byteLength))
+      native.check("tsr_read", s.tsr_read(ctx, rows.topLogprobs, out.topLogprobs as Pointer, rows.topLogprobs.byteLength))
+      for (const ptr of Object.values(out)) native.check("tsr_free", s.tsr_free(ctx, ptr as Pointer))
+      const scratch = new Int32Array(N)
+      for (let r = 0; r < R; r++) {
+        const cpuRow = computeLogprobs(logits, r, V, gpuTokens[r], N, scratch)
+        const gpuRow = rowTokenLogprobs(rows, r, gpuTokens[r], N)
+        logprobRows++
+        if (sameLogprobs(cpuRow, gpuRow)) continue
+        logprobBad++
+        if (logprobMismatches.length < 20) logprobMismatches.push({ vocab: V, row: rowsDone + r, cpu: cpuRow, gpu: gpuRow })
+      }
+    }
     for (const ptr of Object.values(buffers)) if (ptr !== 0) native.check("tsr_free", s.tsr_free(ctx, ptr as Pointer))
     const t1 = performance.now()
     ps.forEach((p, r) => {
@@ -234,14 +273,16 @@ for (const c of cases) {
 }
 native.check("tsr_context_destroy", s.tsr_context_destroy(ctx))
 
-const totalMismatches = perVocab.reduce((a, v) => a + v.mismatches, 0)
-console.log(`rows compared: ${totalRows}, mismatches: ${totalMismatches}`)
+const totalMismatches = perVocab.reduce((a, v) => a + v.mismatches, 0) + logprobBad
+console.log(`rows compared: ${totalRows}, mismatches: ${totalMismatches - logprobBad}`)
+console.log(`logprobs rows compared (${kTopLogprobs} top tokens each): ${logprobRows}, mismatches: ${logprobBad}`)
+for (const m of logprobMismatches.slice(0, 3)) console.log(`  logprobs mismatch ${JSON.stringify(m).slice(0, 600)}`)
 for (const m of mismatches.slice(0, 10)) console.log(`  mismatch ${JSON.stringify(m)}`)
 mkdirSync(outDir, { recursive: true })
 const file = join(outDir, `gpu-sampler-check-${deviceSlug(device)}.json`)
 writeFileSync(
   file,
-  `${JSON.stringify({ device, command: `bun bench/gpu-sampler-check.ts ${process.argv.slice(2).join(" ")}`.trim(), commit: commit(), date: new Date().toISOString(), results: { rows: totalRows, mismatches: totalMismatches, perVocab, firstMismatches: mismatches } }, null, 2)}\n`
+  `${JSON.stringify({ device, command: `bun bench/gpu-sampler-check.ts ${process.argv.slice(2).join(" ")}`.trim(), commit: commit(), date: new Date().toISOString(), results: { rows: totalRows, mismatches: totalMismatches, perVocab, firstMismatches: mismatches, logprobs: { rows: logprobRows, topTokens: kTopLogprobs, mismatches: logprobBad, first: logprobMismatches } } }, null, 2)}\n`
 )
 console.log(`wrote ${file}`)
 process.exit(totalMismatches === 0 ? 0 : 1)

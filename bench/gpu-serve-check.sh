@@ -44,6 +44,9 @@ for run in 1 2; do
     -d '{"prompt": "The little robot", "max_tokens": 16, "temperature": 0.9, "seed": 5, "presence_penalty": 1.5, "frequency_penalty": 0.5, "repetition_penalty": 1.3, "logit_bias": {"13": 4}, "ignore_eos": true}' \
     > "$out/serve-penalties-$run.json"
 done
+# logprobs, made on the GPU: greedy, so each token is its own most likely one (rank 1, top of the 5)
+curl -s localhost:18600/v1/completions -H 'content-type: application/json' \
+  -d '{"prompt": "The little robot", "max_tokens": 8, "temperature": 0, "logprobs": 5, "ignore_eos": true}' > "$out/serve-logprobs.json"
 curl -s localhost:18600/metrics | grep -E '^vllm:(generation_tokens_total|kv_cache_usage_perc)' > "$out/serve-metrics.txt"
 kill -TERM %1; wait
 echo "serve: $(head -c 300 "$out/serve-completion.json")"
@@ -53,4 +56,12 @@ import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 ta, tb = (x["choices"][0]["text"] if "choices" in x else x for x in (a, b))
 print(f"serve with penalties and logit bias (seed 5): {a.get('usage', {}).get('completion_tokens')} tokens, the two runs {'equal' if ta == tb else 'DIFFER'}")
+PY
+python3 - "$out/serve-logprobs.json" <<'PY'
+import json, math, sys
+lp = json.load(open(sys.argv[1]))["choices"][0]["logprobs"]
+ok = len(lp["tokens"]) == 8 and all(
+    len(top) >= 1 and abs(chosen - max(top.values())) < 1e-9 and sum(math.exp(v) for v in top.values()) <= 1 + 1e-9
+    for chosen, top in zip(lp["token_logprobs"], lp["top_logprobs"]))
+print(f"serve logprobs (greedy, 5 top): {len(lp['tokens'])} tokens, each its own most likely: {'yes' if ok else 'NO'}; first {lp['token_logprobs'][0]:.4f}")
 PY

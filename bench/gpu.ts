@@ -12,15 +12,16 @@
  * Writes gpu-<device>.json into --out and prints the table.
  *
  *   bun bench/gpu.ts [--out DIR] [--peers DIR] [--hf-modes eager,static] [--hf-batch 1,64]
- *                    [--hf-timeout S | --hf-deadline EPOCH_S] [--batches 1,16,64,256] [--modes graphs] [--variants argmax,logits,sampled] [--steps 256]
+ *                    [--hf-timeout S | --hf-deadline EPOCH_S] [--batches 1,16,64,256] [--modes graphs] [--variants argmax,logits,sampled,logprobs] [--steps 256]
  *                    [--prefill 1024,4096,8192] [--no-check] [--no-peers]
  * TSR_DECODE_SPLIT=0 turns flash-decoding off (cuda/attention_decode.cuh), for before/after runs.
  *
  * A decode step is `executor.execute(plan)` as the engine calls it for greedy requests: the
  * forward pass, the argmax of every row on the device and the ids back on the host
  * (`hostLogits: false`). `--variants` adds the same steps with the f32 logits of every row copied
- * back too, as a step with penalties or logprobs does ("logits": modes "<mode>+logits"), or with
- * every row drawn on the device at temperature 1, seeded ("sampled": "<mode>+sampled").
+ * back too, as a step whose rows are sampled on the host does ("logits": modes "<mode>+logits"),
+ * with every row drawn on the device at temperature 1, seeded ("sampled": "<mode>+sampled"), or
+ * with every row's logprobs and 5 most likely tokens made on the device ("logprobs").
  * The next tokens fed back are fixed pseudo-random ids, not the argmax: with random weights no
  * token is more right than another, and fixed ids make every run read the same contexts.
  */
@@ -49,7 +50,7 @@ const outDir = argValue("--out", process.env.OUT ?? join(process.cwd(), "bench",
 const peersDir = argValue("--peers", join(process.cwd(), ".device-carry", "peers"))
 const batches = list("--batches", "1,16,64,256").map(Number)
 const modes = list("--modes", "graphs") as DecodeMode[]
-type Variant = "argmax" | "logits" | "sampled"
+type Variant = "argmax" | "logits" | "sampled" | "logprobs"
 const variants = list("--variants", "argmax") as Variant[]
 const steps = Number(argValue("--steps", "256"))
 const prompt = 128
@@ -197,6 +198,7 @@ for (const batch of batches) {
         const plan = {
           ...planOf(0, Array.from({ length: batch }, (_, s) => [token(s, step)]), Array.from({ length: batch }, () => prompt + step), blocksPerSeq),
           hostLogits: variant === "logits",
+          ...(variant === "logprobs" && { logprobs: 5 }),
           ...(sampling && { sampling: { ...sampling, position: sampling.position.map((p) => p + step) } })
         }
         const before = decodeRunner.stats.deviceMs

@@ -1,6 +1,6 @@
 /*
  * tsr_sample_rows (sampler.cu): the CPU sampler (src/sampling/sampler.ts) on the GPU, bit for
- * bit in the chosen token. Kept out of tessera_cuda.h, whose kernel section is exactly the
+ * bit in the chosen token; tsr_logprobs_rows_bf16 (logprobs.cu): src/sampling/logprobs.ts. Kept out of tessera_cuda.h, whose kernel section is exactly the
  * catalog (test/cuda-abi.test.ts); bound by ffi/sampling.ts.
  */
 #ifndef TESSERA_SAMPLER_H
@@ -23,6 +23,11 @@ extern "C" {
 int tsr_sample_rows(tsr_context* ctx, const float* logits, int rows, int vocab, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi, const int32_t* position, const int32_t* sample_index, const int32_t* edit_offsets, const int32_t* edit_ids, const double* edit_values, int32_t* out_tokens);
 /* the same from the model's bf16 logits (each widened exactly, as the host's f32 copy is) */
 int tsr_sample_rows_bf16(tsr_context* ctx, const tsr_bf16* logits, int rows, int vocab, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi, const int32_t* position, const int32_t* sample_index, const int32_t* edit_offsets, const int32_t* edit_ids, const double* edit_values, int32_t* out_tokens);
+/* computeLogprobs (src/sampling/logprobs.ts) for each of `rows` rows of the model's bf16 logits
+   (device, [rows, vocab]): out_logprob[r] and out_rank[r] of token tokens[r] (device), and the
+   num_top most likely tokens, most likely first (ties: lower id first), as out_top_ids /
+   out_top_logprobs [r * num_top + k] (id -1 past the vocabulary). log(sum exp) in float64. */
+int tsr_logprobs_rows_bf16(tsr_context* ctx, const tsr_bf16* logits, int rows, int vocab, const int32_t* tokens, int num_top, double* out_logprob, int32_t* out_rank, int32_t* out_top_ids, double* out_top_logprobs);
 #ifdef __cplusplus
 }
 #endif

@@ -1,5 +1,6 @@
 /**
- * bun:ffi binding of tsr_sample_rows (cuda/sampler.h): the GPU port of src/sampling/sampler.ts.
+ * bun:ffi binding of tsr_sample_rows and tsr_logprobs_rows_bf16 (cuda/sampler.h): the GPU ports of
+ * src/sampling/sampler.ts and src/sampling/logprobs.ts.
  * A table of its own, beside the catalog's (ffi/library.ts `symbols`, which
  * test/cuda-abi.test.ts checks against tessera_cuda.h alone); it opens the same library file.
  */
@@ -28,6 +29,12 @@ export const samplerSymbols = {
       FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr
     ],
     returns: FFIType.i32
+  },
+  /** int tsr_logprobs_rows_bf16(tsr_context* ctx, const tsr_bf16* logits, int rows, int vocab, const int32_t* tokens, int num_top,
+   *  double* out_logprob, int32_t* out_rank, int32_t* out_top_ids, double* out_top_logprobs) */
+  tsr_logprobs_rows_bf16: {
+    args: [FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr],
+    returns: FFIType.i32
   }
 } as const satisfies Record<string, FFIFunction>
 
@@ -51,12 +58,27 @@ export interface SampleRowsArgs {
   readonly outTokens: number
 }
 
+/** device addresses for tsr_logprobs_rows_bf16: `rows` logits rows and tokens, outputs of `rows` and `rows * numTop` */
+export interface LogprobsRowsArgs {
+  readonly logits: number
+  readonly rows: number
+  readonly vocab: number
+  readonly tokens: number
+  readonly numTop: number
+  readonly outLogprob: number
+  readonly outRank: number
+  readonly outTopIds: number
+  readonly outTopLogprobs: number
+}
+
 export interface NativeSampler {
   readonly native: NativeLibrary
   /** enqueues tsr_sample_rows (f32 logits) on the context's stream; throws the CudaError of a failed call */
   sampleRows(ctx: Pointer, args: SampleRowsArgs): void
   /** the same from bf16 logits (tsr_sample_rows_bf16) */
   sampleRowsBf16(ctx: Pointer, args: SampleRowsArgs): void
+  /** enqueues tsr_logprobs_rows_bf16 (src/sampling/logprobs.ts on the device) */
+  logprobsRowsBf16(ctx: Pointer, args: LogprobsRowsArgs): void
 }
 
 export const openSampler = (path?: string): NativeSampler => {
@@ -68,5 +90,10 @@ export const openSampler = (path?: string): NativeSampler => {
       name,
       symbols[name](ctx, p(a.logits), a.rows, a.vocab, p(a.temperature), p(a.topP), p(a.topK), p(a.minP), p(a.seedLo), p(a.seedHi), p(a.position), p(a.sampleIndex), p(a.editOffsets), p(a.editIds), p(a.editValues), p(a.outTokens))
     )
-  return { native, sampleRows: call("tsr_sample_rows"), sampleRowsBf16: call("tsr_sample_rows_bf16") }
+  const logprobsRowsBf16 = (ctx: Pointer, a: LogprobsRowsArgs) =>
+    native.check(
+      "tsr_logprobs_rows_bf16",
+      symbols.tsr_logprobs_rows_bf16(ctx, p(a.logits), a.rows, a.vocab, p(a.tokens), a.numTop, p(a.outLogprob), p(a.outRank), p(a.outTopIds), p(a.outTopLogprobs))
+    )
+  return { native, sampleRows: call("tsr_sample_rows"), sampleRowsBf16: call("tsr_sample_rows_bf16"), logprobsRowsBf16 }
 }

@@ -1,10 +1,11 @@
 import type { Pointer } from "bun:ffi"
 import { describe, expect, it } from "vitest"
-import type { NativeSampler, SampleRowsArgs } from "../ffi/sampling.ts"
+import type { LogprobsRowsArgs, NativeSampler, SampleRowsArgs } from "../ffi/sampling.ts"
 import type { CudaMemory } from "../src/kernels/cuda/memory.ts"
 import { cudaRowSampler } from "../src/kernels/cuda/rowSampler.ts"
 import { decodeSamplingParamsSync } from "../src/sampling/SamplingParams.ts"
 import { logitsEdits } from "../src/sampling/logitsEdits.ts"
+import { rowTokenLogprobs } from "../src/sampling/logprobs.ts"
 import { makeSamplingState, recordOutputToken } from "../src/sampling/samplingState.ts"
 import type { RowSampling } from "../src/stages/stepPlan.ts"
 
@@ -100,6 +101,57 @@ describe("the CUDA row sampler's packing", () => {
         expect(Array.from(got.edits!.values)).toEqual(Array.from(plan.edits.values))
       }
     }
+    sampler.release()
+  })
+
+  it("hands the logprobs kernel each row's token, from the host or from the last draw, and reads back its rows", () => {
+    const { memory, at } = fakeMemory()
+    const calls: Array<{ tokens: number; seenTokens: number[] }> = []
+    // the "kernel": row r's logprob is -token, its rank r + 1, its top ids token + j (the last one
+    // past the vocabulary where numTop > 2), their logprobs -(token + j)
+    const logprobsRows = (_ctx: Pointer, a: LogprobsRowsArgs) => {
+      const tokens = Array.from(new Int32Array(at(a.tokens, 4 * a.rows).slice().buffer))
+      calls.push({ tokens: a.tokens, seenTokens: tokens })
+      const f64 = (ptr: number, values: number[]) => at(ptr, 8 * values.length).set(new Uint8Array(Float64Array.from(values).buffer))
+      const i32 = (ptr: number, values: number[]) => at(ptr, 4 * values.length).set(new Uint8Array(Int32Array.from(values).buffer))
+      const tops = tokens.flatMap((t) => Array.from({ length: a.numTop }, (_, j) => (j === 2 ? -1 : t + j)))
+      f64(a.outLogprob, tokens.map((t) => -t))
+      i32(a.outRank, tokens.map((_, r) => r + 1))
+      i32(a.outTopIds, tops)
+      f64(a.outTopLogprobs, tops.map((id) => -id))
+    }
+    const drawn = (_ctx: Pointer, a: SampleRowsArgs) => at(a.outTokens, 4 * a.rows).set(new Uint8Array(Int32Array.from({ length: a.rows }, (_, r) => 50 + r).buffer))
+    const native = { sampleRows: drawn, sampleRowsBf16: drawn, logprobsRowsBf16: logprobsRows } as unknown as NativeSampler
+    const sampler = cudaRowSampler(native, memory, 0 as unknown as Pointer, () => {})
+
+    // tokens from the host (the executor's own path), growing batches
+    for (const [R, N] of [[2, 3], [9, 20], [4, 0]] as const) {
+      const tokens = Int32Array.from({ length: R }, (_, r) => 7 * r + 1)
+      const rows = sampler.logprobs(0, R, 1000, tokens, N)
+      expect(calls.at(-1)!.seenTokens).toEqual(Array.from(tokens))
+      for (let r = 0; r < R; r++) {
+        const row = rowTokenLogprobs(rows, r, tokens[r], N)
+        expect(row.logprob).toBe(-tokens[r])
+        expect(row.rank).toBe(r + 1)
+        // the top stops at the first id past the vocabulary
+        expect(row.top.map((t) => t.tokenId)).toEqual(Array.from({ length: Math.min(N, 2) }, (_, j) => tokens[r] + j))
+        expect(row.top.map((t) => t.logprob)).toEqual(row.top.map((t) => -t.tokenId))
+      }
+    }
+    // tokens where the last draw left them (the decode runner), read after the step
+    const R = 6
+    const zeros = new Int32Array(R)
+    const plan: RowSampling = {
+      temperature: new Float64Array(R).fill(1), topP: new Float64Array(R).fill(1), topK: zeros, minP: new Float64Array(R),
+      seedLo: new Uint32Array(R), seedHi: new Uint32Array(R), position: zeros, sampleIndex: zeros
+    }
+    const drawnTokens = sampler.enqueue(0, R, 1000, plan)()
+    const read = sampler.enqueueLogprobs(0, R, 1000, sampler.drawnTokens(R), 1)
+    expect(calls.at(-1)!.tokens).toBe(sampler.drawnTokens(R))
+    expect(calls.at(-1)!.seenTokens).toEqual(Array.from(drawnTokens))
+    const rows = read()
+    expect(Array.from(rows.logprob)).toEqual(Array.from(drawnTokens, (t) => -t))
+    expect(Array.from(rows.topIds)).toEqual(Array.from(drawnTokens))
     sampler.release()
   })
 })

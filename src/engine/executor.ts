@@ -1,5 +1,6 @@
 import { Data, type Effect } from "effect"
 import type { StepPlan } from "../stages/stepPlan.ts"
+import type { RowLogprobs } from "../sampling/logprobs.ts"
 
 export class ExecutorError extends Data.TaggedError("ExecutorError")<{ readonly message: string; readonly cause?: unknown }> {}
 
@@ -11,6 +12,8 @@ export interface StepOutput {
   readonly logits: Float32Array | undefined
   /** each row's token drawn on the device, for a plan with `sampling` on an executor that `samplesOnDevice` */
   readonly sampled?: Int32Array
+  /** each row's logprobs, for a plan with `logprobs` on an executor that `samplesOnDevice` */
+  readonly logprobs?: RowLogprobs
 }
 
 /** The step's logits, for a caller that asked for them (every plan does unless it says otherwise). */

@@ -100,9 +100,9 @@ export const loadModelExecutor = async (dir: string, options: ModelExecutorOptio
   // the argmax is taken again from what they leave
   const plugins = options.plugins ?? []
   const forward = plugins.length ? andThen(rank, sequence("plugins", plugins)) : rank
-  const stepOutput = ({ argmax: ids, values, vocabSize: V, sampled }: Logits): StepOutput => {
+  const stepOutput = ({ argmax: ids, values, vocabSize: V, sampled, logprobs }: Logits): StepOutput => {
     if (plugins.length && values) for (let r = 0; r < ids.length; r++) ids[r] = argmax(values.subarray(r * V, (r + 1) * V))
-    return { argmax: ids, logits: values, ...(sampled && { sampled }) }
+    return { argmax: ids, logits: values, ...(sampled && { sampled }), ...(logprobs && { logprobs }) }
   }
   const workspace = new Workspace(provider.memory, dims, { maxTokens: maxNumBatchedTokens, maxSeqs: maxNumSeqs, maxBlocksPerSeq })
   const services = Context.make(Device, provider).pipe(
@@ -114,7 +114,7 @@ export const loadModelExecutor = async (dir: string, options: ModelExecutorOptio
       try: () => workspace.upload(plan),
       catch: (cause) => new ExecutorError({ message: String(cause instanceof Error ? cause.message : cause), cause })
     }).pipe(
-      Effect.zipRight(forward.run({ plan: plugins.length ? { ...plan, hostLogits: true, sampling: undefined } : plan, workspace } satisfies StepInput)),
+      Effect.zipRight(forward.run({ plan: plugins.length ? { ...plan, hostLogits: true, sampling: undefined, logprobs: undefined } : plan, workspace } satisfies StepInput)),
       Effect.map(stepOutput),
       Effect.provide(services)
     )

@@ -1,6 +1,6 @@
 import { Data, Exit, type Mailbox } from "effect"
 import type { Detokenizer } from "../sampling/detokenizer.ts"
-import { computeLogprobs, type TokenLogprobs } from "../sampling/logprobs.ts"
+import { computeLogprobs, rowTokenLogprobs, type TokenLogprobs } from "../sampling/logprobs.ts"
 import { Sampler } from "../sampling/sampler.ts"
 import type { SamplingParams } from "../sampling/SamplingParams.ts"
 import { logitsEdits } from "../sampling/logitsEdits.ts"
@@ -104,20 +104,27 @@ export class OutputProcessor {
 
   /**
    * What this step asks of the executor beyond each row's argmax: the logits on the host (for
-   * logprobs, penalties, logit bias, or sampling where the executor cannot), and the sampling
-   * parameters of the rows it draws on the device.
+   * sampling, penalties, logit bias or logprobs where the executor cannot make them), the
+   * sampling parameters of the rows it draws on the device, and the most top logprobs a row
+   * asks for where the device makes them (for every row: its token is the argmax or the draw).
    */
-  stepNeeds(output: SchedulerOutput, samplesOnDevice: boolean): { readonly hostLogits: boolean; readonly sampling?: RowSampling } {
+  stepNeeds(
+    output: SchedulerOutput,
+    samplesOnDevice: boolean
+  ): { readonly hostLogits: boolean; readonly sampling?: RowSampling; readonly logprobs?: number } {
     let hostLogits = false
+    let logprobs: number | undefined
     const onDevice: Array<SequenceState | undefined> = []
     output.sampled.forEach(({ requestId }, row) => {
       const seq = this.sequences.get(requestId)
       if (seq === undefined || seq.finished) return
       const where = this.chooser(seq, samplesOnDevice)
-      hostLogits ||= where === "host" || seq.request.params.logprobs !== undefined
+      const numTop = seq.request.params.logprobs
+      hostLogits ||= where === "host" || (numTop !== undefined && !samplesOnDevice)
+      if (numTop !== undefined && samplesOnDevice) logprobs = Math.max(logprobs ?? 0, numTop)
       if (where === "device") onDevice[row] = seq
     })
-    return { hostLogits, ...(onDevice.length > 0 && { sampling: rowSampling(output, onDevice) }) }
+    return { hostLogits, ...(onDevice.length > 0 && { sampling: rowSampling(output, onDevice) }), ...(logprobs !== undefined && { logprobs }) }
   }
 
   /**
@@ -154,7 +161,11 @@ export class OutputProcessor {
       const logprobs =
         numTop === undefined
           ? undefined
-          : [computeLogprobs(logitsOf(step), row, this.config.vocabSize, tokenId, numTop, this.topScratch)]
+          : [
+              step.logprobs
+                ? rowTokenLogprobs(step.logprobs, row, tokenId, numTop)
+                : computeLogprobs(logitsOf(step), row, this.config.vocabSize, tokenId, numTop, this.topScratch)
+            ]
       this.emit(seq, {
         index: seq.index,
         text: verdict.text,

@@ -1,5 +1,6 @@
 import type { DType, Kernels } from "./catalog.ts"
 import type { RowSampling } from "../stages/stepPlan.ts"
+import type { RowLogprobs } from "../sampling/logprobs.ts"
 
 /**
  * Memory of a kernel provider. Pointers are byte offsets (WASM linear memory) or device
@@ -36,6 +37,8 @@ export interface DeviceMemory {
 export interface DeviceSampler {
   /** the token of each of `rows` logits rows (`float`, `[rows, vocab]` at `logits`) */
   sample(logits: number, rows: number, vocab: number, params: RowSampling): Int32Array
+  /** computeLogprobs (src/sampling/logprobs.ts) of each row's token `tokens[r]`, with `numTop` most likely tokens */
+  logprobs(logits: number, rows: number, vocab: number, tokens: Int32Array, numTop: number): RowLogprobs
 }
 
 export interface KernelProvider {

@@ -51,3 +51,27 @@ export const computeLogprobs = (
   for (let j = 0; j < filled; j++) top.push({ tokenId: topScratch[j], logprob: logits[base + topScratch[j]] - logSumExp })
   return { tokenId, logprob: chosen - logSumExp, rank, top }
 }
+
+/**
+ * computeLogprobs for every row of a step, made on the device (cuda/logprobs.cu) from the same
+ * definitions: row r's token's logprob and rank, and its numTop most likely tokens at
+ * [r * numTop, (r + 1) * numTop) of topIds and topLogprobs (id -1 past the vocabulary).
+ */
+export interface RowLogprobs {
+  readonly numTop: number
+  readonly logprob: Float64Array
+  readonly rank: Int32Array
+  readonly topIds: Int32Array
+  readonly topLogprobs: Float64Array
+}
+
+/** Row `row` of `rows` as a TokenLogprobs of `tokenId`, with the `numTop` (<= rows.numTop) most likely tokens. */
+export const rowTokenLogprobs = (rows: RowLogprobs, row: number, tokenId: number, numTop: number): TokenLogprobs => {
+  const top: TopLogprob[] = []
+  for (let j = 0; j < numTop; j++) {
+    const at = row * rows.numTop + j
+    if (rows.topIds[at] < 0) break
+    top.push({ tokenId: rows.topIds[at], logprob: rows.topLogprobs[at] })
+  }
+  return { tokenId, logprob: rows.logprob[row], rank: rows.rank[row], top }
+}

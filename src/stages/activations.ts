@@ -1,5 +1,6 @@
 import type { StepPlan } from "./stepPlan.ts"
 import type { Workspace } from "./workspace.ts"
+import type { RowLogprobs } from "../sampling/logprobs.ts"
 
 /** What flows between stages: the step's plan and where its activations are. */
 export interface StepInput {
@@ -33,6 +34,8 @@ export interface Logits {
   readonly vocabSize: number
   /** each row's token drawn on the device, when the plan carries `sampling` and the provider can */
   readonly sampled?: Int32Array
+  /** each row's logprobs, when the plan carries `logprobs` and the provider samples on the device */
+  readonly logprobs?: RowLogprobs
 }
 
 /** The logits on the host, for a stage that must read them (logits processors, samplers). */

@@ -8,7 +8,8 @@ import { stage } from "./stage.ts"
 /**
  * Vocab-parallel lm_head: each rank computes the logits of its slice of the vocabulary, a
  * gather over TP concatenates them, and the argmax of each row comes back to the host, with
- * the logits themselves when the plan asks (sampling beyond greedy, penalties, logprobs).
+ * the logits themselves when the plan asks (sampling on the host, logits processors), and the
+ * device's draws and logprobs where it makes them.
  */
 export const lmHead = (head: VocabShard, hidden: number, fullVocab: number) =>
   stage("lm_head", ({ plan, workspace: ws, rows }: SampleRows) =>
@@ -25,6 +26,7 @@ export const lmHead = (head: VocabShard, hidden: number, fullVocab: number) =>
       const values = plan.hostLogits === false ? undefined : ws.hostLogits.subarray(0, rows * fullVocab)
       if (values) memory.read(ws.logits, values)
       const sampled = plan.sampling && device.sampler?.sample(ws.logits, rows, fullVocab, plan.sampling)
-      return { plan, argmax, values, vocabSize: fullVocab, ...(sampled && { sampled }) } satisfies Logits
+      const logprobs = plan.logprobs !== undefined ? device.sampler?.logprobs(ws.logits, rows, fullVocab, sampled || argmax, plan.logprobs) : undefined
+      return { plan, argmax, values, vocabSize: fullVocab, ...(sampled && { sampled }), ...(logprobs && { logprobs }) } satisfies Logits
     })
   )

@@ -59,4 +59,10 @@ export interface StepPlan {
   readonly hostLogits?: boolean
   /** when set, a provider that samples on the device draws every sample row's token there */
   readonly sampling?: RowSampling
+  /**
+   * when set, every sample row's logprobs (of its token: the device's draw where `sampling` is
+   * set, else the argmax) with this many most likely tokens, made where the logits are: for an
+   * executor that `samplesOnDevice`, so that logprobs need no logits on the host
+   */
+  readonly logprobs?: number
 }

@@ -171,6 +171,10 @@ export const cudaDecodeRunner =
       const wantLogits = plan.hostLogits !== false
       if (wantLogits) memory.readAsync(logitsBuffer.ptr, ws.logits, T * V)
       const readSampled = plan.sampling && provider.sampler.enqueue(ws.logits, T, V, plan.sampling)
+      // logprobs of each row's token: the draw where there is one, else the argmax
+      const readLogprobs =
+        plan.logprobs !== undefined &&
+        provider.sampler.enqueueLogprobs(ws.logits, T, V, readSampled ? provider.sampler.drawnTokens(T) : ws.argmax, plan.logprobs)
       if (runner.timing) provider.events.record(end)
       provider.events.record(done)
       return () => {
@@ -179,7 +183,13 @@ export const cudaDecodeRunner =
           stats.steps++
         }
         const sampled = readSampled && readSampled()
-        return { argmax: argmax.subarray(0, T), logits: wantLogits ? logits.subarray(0, T * V) : undefined, ...(sampled && { sampled }) }
+        const logprobs = readLogprobs && readLogprobs()
+        return {
+          argmax: argmax.subarray(0, T),
+          logits: wantLogits ? logits.subarray(0, T * V) : undefined,
+          ...(sampled && { sampled }),
+          ...(logprobs && { logprobs })
+        }
       }
     }
 

@@ -13,6 +13,7 @@
 import type { Pointer } from "bun:ffi"
 import type { NativeSampler } from "../../../ffi/sampling.ts"
 import type { LogitsEdits } from "../../sampling/logitsEdits.ts"
+import type { RowLogprobs } from "../../sampling/logprobs.ts"
 import type { RowSampling } from "../../stages/stepPlan.ts"
 import type { DeviceSampler } from "../provider.ts"
 import type { CudaMemory, PinnedBuffer } from "./memory.ts"
@@ -23,6 +24,10 @@ const rowBytes = 3 * 8 + 5 * 4 + 4
 export interface CudaRowSampler extends DeviceSampler {
   /** enqueues the draw and the copy of its tokens; the returned read is valid once the stream has reached that point */
   enqueue(logits: number, rows: number, vocab: number, params: RowSampling): () => Int32Array
+  /** the device address of the tokens of the last `enqueue` (of `rows` rows), until the next */
+  drawnTokens(rows: number): number
+  /** enqueues the logprobs of `rows` rows (their tokens at device address `tokens`) and the copy back; read as `enqueue`'s */
+  enqueueLogprobs(logits: number, rows: number, vocab: number, tokens: number, numTop: number): () => RowLogprobs
   release(): void
 }
 
@@ -55,6 +60,7 @@ const stagingBlock = (memory: CudaMemory) => {
 export const cudaRowSampler = (native: NativeSampler, memory: CudaMemory, ctx: Pointer, synchronize: () => void): CudaRowSampler => {
   const rowBlock = stagingBlock(memory)
   const editBlock = stagingBlock(memory)
+  const logprobsBlock = stagingBlock(memory)
 
   /** the edits into their block (f64 values first, then the offsets and ids) and up; their device addresses */
   const uploadEdits = (edits: LogitsEdits | undefined) => {
@@ -79,6 +85,35 @@ export const cudaRowSampler = (native: NativeSampler, memory: CudaMemory, ctx: P
   const release = () => {
     rowBlock.release()
     editBlock.release()
+    logprobsBlock.release()
+  }
+
+  /** offsets of the logprobs outputs for R rows of N tops, f64 first, then the tokens when they come from the host */
+  const logprobsLayout = (R: number, N: number) => ({ logprob: 0, topLogprobs: 8 * R, rank: 8 * R * (N + 1), topIds: 8 * R * (N + 1) + 4 * R, tokens: 8 * R * (N + 1) + 4 * R * (N + 1), bytes: 8 * R * (N + 1) + 4 * R * (N + 2) })
+
+  const enqueueLogprobs = (logits: number, rows: number, vocab: number, tokens: number, numTop: number, upload?: Int32Array): (() => RowLogprobs) => {
+    const at = logprobsLayout(rows, numTop)
+    const { pinned, device } = logprobsBlock.ensure(Math.max(at.bytes, 8))
+    if (upload) {
+      new Int32Array(pinned.buffer, at.tokens, rows).set(upload.subarray(0, rows))
+      memory.writeAsync(device + at.tokens, pinned.ptr + at.tokens, 4 * rows)
+      tokens = device + at.tokens
+    }
+    if (rows > 0) {
+      native.logprobsRowsBf16(ctx, {
+        logits, rows, vocab, tokens, numTop,
+        outLogprob: device + at.logprob, outRank: device + at.rank, outTopIds: device + at.topIds, outTopLogprobs: device + at.topLogprobs
+      })
+      memory.readBytesAsync(pinned.ptr, device, at.tokens)
+    }
+    const buffer = pinned.buffer
+    return () => ({
+      numTop,
+      logprob: new Float64Array(buffer, at.logprob, rows).slice(),
+      topLogprobs: new Float64Array(buffer, at.topLogprobs, rows * numTop).slice(),
+      rank: new Int32Array(buffer, at.rank, rows).slice(),
+      topIds: new Int32Array(buffer, at.topIds, rows * numTop).slice()
+    })
   }
 
   const enqueue = (logits: number, rows: number, vocab: number, params: RowSampling): (() => Int32Array) => {
@@ -109,8 +144,15 @@ export const cudaRowSampler = (native: NativeSampler, memory: CudaMemory, ctx: P
 
   return {
     enqueue,
+    drawnTokens: (rows) => rowBlock.ensure(rows * rowBytes).device + layout(rows).tokens,
+    enqueueLogprobs: (logits, rows, vocab, tokens, numTop) => enqueueLogprobs(logits, rows, vocab, tokens, numTop),
     sample: (logits, rows, vocab, params) => {
       const read = enqueue(logits, rows, vocab, params)
+      synchronize()
+      return read()
+    },
+    logprobs: (logits, rows, vocab, tokens, numTop) => {
+      const read = enqueueLogprobs(logits, rows, vocab, 0, numTop, tokens)
       synchronize()
       return read()
     },

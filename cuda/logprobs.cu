@@ -1,0 +1,122 @@
+// tsr_logprobs_rows_bf16: computeLogprobs (src/sampling/logprobs.ts) on the device, so that a
+// step whose rows ask for logprobs copies back a few numbers a row instead of its logits (at
+// batch 64, 33 MB a step, and a pass over each row on the host).
+//
+// One block per row. The max, the sum of exp(x - max) in float64 (the host sums in float64 too:
+// the two differ in the order of the additions only, far below what a float64 logprob shows)
+// and the rank (how many logits are strictly greater than the chosen one's) are block
+// reductions. The top tokens come one a round: round k takes the largest logit after round
+// k - 1's in the order (value descending, id ascending), which is the host's order (its
+// insertion keeps the lower id first on ties), so the ids are the host's exactly.
+#include <cstdint>
+
+#include "common.cuh"
+#include "context.cuh"
+#include "sampler.h"
+
+namespace {
+
+using tsr::bf16;
+using tsr::load;
+
+constexpr int kThreads = 1024;
+constexpr int kWarps = kThreads / 32;
+constexpr int kNoToken = INT32_MAX;
+
+__device__ double block_sum_f64(double v, double* slots) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(tsr::kFullWarp, v, offset);
+  __syncthreads();
+  if (lane == 0) slots[warp] = v;
+  __syncthreads();
+  v = lane < kWarps ? slots[lane] : 0.0;
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(tsr::kFullWarp, v, offset);
+  return v;
+}
+
+// whether (v, id) comes before (best_v, best_id): larger value first, then lower id
+__device__ __forceinline__ bool before(float v, int id, float best_v, int best_id) {
+  return v > best_v || (v == best_v && id < best_id);
+}
+
+// the first of every thread's (v, id) in that order, to every thread
+__device__ void block_first(float& v, int& id, float* slot_v, int* slot_id) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    const float ov = __shfl_xor_sync(tsr::kFullWarp, v, offset);
+    const int oid = __shfl_xor_sync(tsr::kFullWarp, id, offset);
+    if (before(ov, oid, v, id)) v = ov, id = oid;
+  }
+  __syncthreads();
+  if (lane == 0) slot_v[warp] = v, slot_id[warp] = id;
+  __syncthreads();
+  v = lane < kWarps ? slot_v[lane] : -tsr::kInfinity;
+  id = lane < kWarps ? slot_id[lane] : kNoToken;
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    const float ov = __shfl_xor_sync(tsr::kFullWarp, v, offset);
+    const int oid = __shfl_xor_sync(tsr::kFullWarp, id, offset);
+    if (before(ov, oid, v, id)) v = ov, id = oid;
+  }
+}
+
+__global__ void __launch_bounds__(kThreads) logprobs_kernel(const bf16* logits, int V, const int32_t* tokens, int num_top, double* out_logprob,
+                                                            int32_t* out_rank, int32_t* out_top_ids, double* out_top_logprobs) {
+  __shared__ double sums[kWarps];
+  __shared__ float first_v[kWarps];
+  __shared__ int first_id[kWarps];
+  const int row = blockIdx.x;
+  const bf16* x = logits + (size_t)row * V;
+
+  float max = -tsr::kInfinity;
+  for (int i = threadIdx.x; i < V; i += kThreads) max = fmaxf(max, load(x[i]));
+  max = tsr::block_max(max);
+  double sum = 0.0;
+  for (int i = threadIdx.x; i < V; i += kThreads) sum += exp((double)load(x[i]) - (double)max);
+  const double log_sum_exp = (double)max + log(block_sum_f64(sum, sums));
+
+  const int token = tokens[row];
+  const float chosen = load(x[token]);
+  double greater = 0.0;  // counts, exact in float64
+  for (int i = threadIdx.x; i < V; i += kThreads) greater += load(x[i]) > chosen ? 1.0 : 0.0;
+  greater = block_sum_f64(greater, sums);
+  if (threadIdx.x == 0) {
+    out_logprob[row] = (double)chosen - log_sum_exp;
+    out_rank[row] = 1 + (int)greater;
+  }
+
+  // the top num_top, one a round, each the first after the one before
+  float last_v = tsr::kInfinity;
+  int last_id = -1;
+  for (int k = 0; k < num_top; ++k) {
+    float v = -tsr::kInfinity;
+    int id = kNoToken;
+    for (int i = threadIdx.x; i < V; i += kThreads) {
+      const float xi = load(x[i]);
+      const bool after = xi < last_v || (xi == last_v && i > last_id);
+      if (after && before(xi, i, v, id)) v = xi, id = i;
+    }
+    block_first(v, id, first_v, first_id);
+    if (threadIdx.x == 0) {
+      const size_t at = (size_t)row * num_top + k;
+      out_top_ids[at] = id == kNoToken ? -1 : id;  // fewer tokens than num_top
+      out_top_logprobs[at] = id == kNoToken ? 0.0 : (double)v - log_sum_exp;
+    }
+    last_v = v, last_id = id;
+  }
+}
+
+}  // namespace
+
+extern "C" int tsr_logprobs_rows_bf16(tsr_context* ctx, const tsr_bf16* logits, int rows, int vocab, const int32_t* tokens, int num_top,
+                                      double* out_logprob, int32_t* out_rank, int32_t* out_top_ids, double* out_top_logprobs) {
+  TSR_REQUIRE_CONTEXT(ctx);
+  TSR_REQUIRE(rows >= 0 && vocab > 0 && num_top >= 0, "logprobs_rows: rows=%d vocab=%d num_top=%d", rows, vocab, num_top);
+  if (rows == 0) return TSR_OK;
+  logprobs_kernel<<<rows, kThreads, 0, ctx->stream>>>(reinterpret_cast<const bf16*>(logits), vocab, tokens, num_top, out_logprob, out_rank,
+                                                       out_top_ids, out_top_logprobs);
+  return tsr::check(cudaGetLastError(), "logprobs_rows");
+}
