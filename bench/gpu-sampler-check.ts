@@ -164,7 +164,8 @@ const kTopLogprobs = 20
 let logprobRows = 0
 let logprobBad = 0
 const logprobMismatches: Array<{ vocab: number; row: number; cpu: TokenLogprobs; gpu: TokenLogprobs }> = []
-const sameLogprob = (a: number, b: number) => (Number.isFinite(a) ? Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(a)) : a === b)
+// a row whose logits are all -inf has NaN logprobs on both sides (exp(-inf - -inf))
+const sameLogprob = (a: number, b: number) => (Number.isFinite(a) ? Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(a)) : Object.is(a, b))
 const sameLogprobs = (a: TokenLogprobs, b: TokenLogprobs) =>
   a.rank === b.rank && sameLogprob(a.logprob, b.logprob) && a.top.length === b.top.length &&
   a.top.every((t, j) => t.tokenId === b.top[j].tokenId && sameLogprob(t.logprob, b.top[j].logprob))
