@@ -6,6 +6,7 @@ import { Scheduler } from "../src/effects/Scheduler.ts"
 import { Engine, type CompletionDelta, type EngineConfig } from "../src/engine/Engine.ts"
 import { ExecutorError, type Executor } from "../src/engine/executor.ts"
 import { hashModelLogits, makeHashExecutor } from "../src/engine/hashExecutor.ts"
+import { computeLogprobs, type RowLogprobs } from "../src/sampling/logprobs.ts"
 import { Sampler } from "../src/sampling/sampler.ts"
 import { makeSamplingState } from "../src/sampling/samplingState.ts"
 import { argmax } from "../src/stages/sampler.ts"
@@ -289,10 +290,12 @@ describe("Engine", () => {
     expect(takenDuringWait.slice(1).every((n) => n > 0)).toBe(true)
   })
 
-  it("draws sampled rows where the executor samples on the device, with the host sampler's tokens", async () => {
+  it("draws sampled rows and makes logprobs where the executor samples on the device, as the host does", async () => {
     // a stand-in for a GPU executor: it draws each row of plan.sampling from what the plan
     // carries alone (the parameters, the logits edits of penalties and bias), with the host's
-    // sampler, and hands back no logits unless asked
+    // sampler, makes every row's logprobs of its token where the plan asks (as
+    // tsr_logprobs_rows_bf16 does: gpu-sampler-check holds it to computeLogprobs), and hands
+    // back no logits unless asked
     const inner = makeHashExecutor({ vocabSize: V, numBlocks: 64, blockSize: 4 })
     const sampler = new Sampler(V)
     const plans: StepPlan[] = []
@@ -310,7 +313,19 @@ describe("Engine", () => {
           const state = { ...makeSamplingState(params, { promptTokenIds: [], eosTokenIds: [], seed: 0, sampleIndex: rows.sampleIndex[r] }), seedLo: rows.seedLo[r], seedHi: rows.seedHi[r] }
           return sampler.sampleEdited(logits, r, state, rows.position[r], rows.edits)
         })
-        return Effect.succeed({ argmax: ids, logits: plan.hostLogits === false ? undefined : logits.slice(), ...(sampled && { sampled }) })
+        const N = plan.logprobs
+        let logprobs: RowLogprobs | undefined
+        if (N !== undefined) {
+          const made = { numTop: N, logprob: new Float64Array(R), rank: new Int32Array(R), topIds: new Int32Array(R * N).fill(-1), topLogprobs: new Float64Array(R * N) }
+          for (let r = 0; r < R; r++) {
+            const row = computeLogprobs(logits, r, V, (sampled || ids)[r], N, new Int32Array(N))
+            made.logprob[r] = row.logprob
+            made.rank[r] = row.rank
+            row.top.forEach((t, j) => ((made.topIds[r * N + j] = t.tokenId), (made.topLogprobs[r * N + j] = t.logprob)))
+          }
+          logprobs = made
+        }
+        return Effect.succeed({ argmax: ids, logits: plan.hostLogits === false ? undefined : logits.slice(), ...(sampled && { sampled }), ...(logprobs && { logprobs }) })
       },
     }
     const requests: Array<[number[], SamplingParamsEncoded]> = [
@@ -320,13 +335,25 @@ describe("Engine", () => {
       [[7, 8], { temperature: 0.7, seed: 13, presence_penalty: 0.5, max_tokens: 8, ignore_eos: true }],
       [[9, 9, 2], { temperature: 0.9, seed: 14, logit_bias: { "5": 3 }, repetition_penalty: 1.5, frequency_penalty: 0.8, max_tokens: 8, ignore_eos: true }],
       [[10], { temperature: 0, logit_bias: { "3": 2.5 }, min_tokens: 4, max_tokens: 8 }],
+      // logprobs of a draw and of an argmax, beside rows without: each its own number of top tokens
+      [[11, 3], { temperature: 0.9, seed: 15, logprobs: 3, n: 2, max_tokens: 8, ignore_eos: true }],
+      [[12], { temperature: 0, logprobs: 0, max_tokens: 8, ignore_eos: true }],
     ]
     const all = Effect.all(requests.map(([prompt, raw]) => collect(prompt, raw)), { concurrency: "unbounded" })
     const device = await run(all, onDevice)
     const host = await run(all)
     device.forEach((deltas, i) => {
-      for (const index of [0, 1]) expect(tokensOf(deltas, index), `request ${i} sample ${index}`).toEqual(tokensOf(host[i], index))
+      for (const index of [0, 1]) {
+        expect(tokensOf(deltas, index), `request ${i} sample ${index}`).toEqual(tokensOf(host[i], index))
+        const logprobsOf = (ds: CompletionDelta[]) => ds.filter((d) => d.index === index).flatMap((d) => d.logprobs ?? [])
+        expect(logprobsOf(deltas), `request ${i} sample ${index} logprobs`).toEqual(logprobsOf(host[i]))
+      }
     })
+    // logprobs were made beside the draw, with the most top tokens any row asked for
+    expect(tokensOf(device[6]).length).toBe(8)
+    expect(device[6].flatMap((d) => d.logprobs ?? []).every((l) => l.top.length === 3)).toBe(true)
+    expect(device[7].flatMap((d) => d.logprobs ?? []).map((l) => l.top.length)).toEqual(new Array(8).fill(0))
+    expect(plans.some((plan) => plan.logprobs === 3)).toBe(true)
     expect(plans.some((plan) => plan.sampling !== undefined)).toBe(true)
     // the penalised request is drawn there too, its penalty carried as edits: no logits come back
     expect(plans.some((plan) => plan.sampling?.edits !== undefined)).toBe(true)
