@@ -73,7 +73,10 @@ constexpr long kGemvMaxMb = 64;
 // cuBLAS's, not the GEMV's. The bulk-copy GEMV gives the GEMV's bits; where it does not apply
 // (x too large for its shared memory: Llama-3-8B's down projection past 2 rows), weights over
 // gemv_max_bytes go to cuBLAS, whose bits for a row may depend on M.
-constexpr int kGemvCrossoverRows = 8;
+#ifndef TSR_GEMV_CROSSOVER_ROWS  // an experiment's override (make EXTRA_FLAGS=-DTSR_GEMV_CROSSOVER_ROWS=16)
+#define TSR_GEMV_CROSSOVER_ROWS 8
+#endif
+constexpr int kGemvCrossoverRows = TSR_GEMV_CROSSOVER_ROWS;
 
 // Records `format` as this thread's last error and returns `status`, so that an entry point
 // can `return fail(...)`.

@@ -295,7 +295,7 @@ bool check_odd_shapes(const Device& d) {
   const OddCase cases[] = {{1, 1, 0, 0},     {7, 5, 0, 0},      {8, 33, 0, 0},     {83, 769, 0, 0}, {769, 83, 0, 0},
                            {520, 40, 0, 0},  {5125, 300, 0, 0}, {14343, 40, 0, 0}, {0, 10, 0, 0},   {4096, 100, 1, 0},
                            {4096, 100, 0, 1}, {4096, 100, 0, 8}, {3000, 777, 0, 0}, {1024, 2000, 0, 0}, {3584, 1000, 0, 0}};
-  const int gemv_rows[] = {1, 3, 8};  // the library's calls (kGemvCrossoverRows); two mma tiles (M > 8) fail to launch here, open
+  const int gemv_rows[] = {1, 3, 8};  // the library's calls (kGemvCrossoverRows)
   const int matmul_rows[] = {1, 3, 8};
   bool all_ok = true;
   std::printf("odd shapes (correctness and batch invariance; M = 1, 3, 8 through gemv and through tsr_matmul):\n");
@@ -419,8 +419,8 @@ bool bench_layer(const Device& d, const Layer& layer, const Ceilings& ceilings, 
         ok = false;
       }
     }
-    // the GEMV as the library calls it: up to 8 rows (two mma tiles fail to launch from this tool, open)
-    const bool direct = M <= 8;
+    // the GEMV as the library calls it: up to kGemvCrossoverRows rows
+    const bool direct = M <= tsr::kGemvCrossoverRows;
     Error gemv_error;
     std::vector<unsigned short> gemv_out;
     if (direct) {
