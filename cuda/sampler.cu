@@ -281,9 +281,117 @@ __device__ void apply_edits(double* w, int V, const int32_t* offsets, const int3
   }
 }
 
-// Logits is float (f32 logits) or bf16 (the model's own, widened exactly as the host's copy)
+// ---- the common row, spread over blocks ----
+//
+// A row drawn at a temperature with no top-k or top-p, whose ids min-p all keeps (temperature
+// alone: OpenAI's defaults), is drawn from w = exp((x - max) / T) and its chunk sums alone. Its
+// passes over the vocabulary (load, edits, max, exp, the chunk sums and min-p's count) need not
+// run on the one block of its row: sample_parts_max_kernel and sample_parts_exp_kernel run them
+// on kParts blocks a row (the max between the two), block p
+// doing what threads [p kPartThreads, (p + 1) kPartThreads) of the row's block would (the same
+// chunks, each summed in order by one thread), so the sums are the same bits. sample_rows_kernel
+// then adds the chunk sums in order and draws, as before; any other row it makes from the start.
+constexpr int kParts = 32;
+constexpr int kPartThreads = kThreads / kParts;  // one warp
+static_assert(kPartThreads == 32, "a part is one warp");
+
+// whether a row's top-k and top-p leave every id to min-p (the draw may then read w itself)
+__device__ __forceinline__ bool no_top_k_or_p(int k, double topP, int V) { return !(k > 0 && k < V) && !(topP < 1); }
+
 template <typename Logit>
-__global__ void __launch_bounds__(kThreads) sample_rows_kernel(const Logit* logits, int V, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi, const int32_t* position, const int32_t* sample_index, const int32_t* edit_offsets, const int32_t* edit_ids, const double* edit_values, int32_t* out, double* work, double* cvals, int* cands, uint8_t* flags) {
+__global__ void __launch_bounds__(kPartThreads) sample_parts_max_kernel(const Logit* logits, int V, const double* temperature, const double* top_p, const int32_t* top_k, const int32_t* edit_offsets, const int32_t* edit_ids, const double* edit_values, double* work, double* part_max) {
+  const int row = blockIdx.x, part = blockIdx.y, lane = threadIdx.x;
+  const double T = temperature[row];
+  if (T < kGreedyEps || !no_top_k_or_p(top_k[row], top_p[row], V)) return;  // sample_rows_kernel's own
+  const size_t base = (size_t)row * V;
+  double* w = work + base;
+  const Logit* x = logits + base;
+  const int size = (V + kThreads - 1) / kThreads;  // compact's and chunked_total's chunk, n = V
+  const int begin = min(V, part * kPartThreads * size), end = min(V, (part + 1) * kPartThreads * size);
+  for (int i = begin + lane; i < end; i += kPartThreads) w[i] = (double)(float)x[i];
+  __syncwarp();
+  if (edit_offsets != nullptr) {
+    // apply_edits, for the ids of this part: each id's edits in the same phase order
+    const int32_t* offsets = edit_offsets + 4 * row;
+    for (int phase = 0; phase < 4; phase++) {
+      for (int e = offsets[phase] + lane; e < offsets[phase + 1]; e += kPartThreads) {
+        const int id = edit_ids[e];
+        if (id < begin || id >= end) continue;
+        const double v = edit_values[e];
+        if (phase == 0) w[id] = __dadd_rn(w[id], v);
+        else if (phase == 1) w[id] = -__builtin_huge_val();
+        else if (phase == 2) w[id] = w[id] > 0 ? __ddiv_rn(w[id], v) : __dmul_rn(w[id], v);
+        else w[id] = __dsub_rn(w[id], v);
+      }
+      __syncwarp();
+    }
+  }
+  double top = -__builtin_huge_val();
+  for (int i = begin + lane; i < end; i += kPartThreads) top = fmax(top, w[i]);
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) top = fmax(top, __shfl_xor_sync(0xffffffffu, top, offset));
+  if (lane == 0) part_max[row * kParts + part] = top;
+}
+
+// the row's max from its parts' (fmax: the order does not matter, NaNs are dropped as before)
+__device__ __forceinline__ double row_max(const double* part_max, int row) {
+  double top = -__builtin_huge_val();
+  for (int p = 0; p < kParts; p++) top = fmax(top, part_max[row * kParts + p]);
+  return top;
+}
+
+// The second half of a part: w = exp((w - max) / T), then thread t's chunk of the row's block
+// (t = part kPartThreads + lane) summed in order, and how many of its ids min-p keeps.
+__global__ void __launch_bounds__(kPartThreads) sample_parts_exp_kernel(int V, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, double* work, const double* part_max, int* part_kept, double* chunk_sums) {
+  const int row = blockIdx.x, part = blockIdx.y, lane = threadIdx.x;
+  const double T = temperature[row];
+  if (T < kGreedyEps || !no_top_k_or_p(top_k[row], top_p[row], V)) return;
+  const double top = row_max(part_max, row);
+  if (top == -__builtin_huge_val()) return;  // sample_rows_kernel's own (an argmax)
+  double* w = work + (size_t)row * V;
+  const int size = (V + kThreads - 1) / kThreads;
+  const int begin = min(V, part * kPartThreads * size), end = min(V, (part + 1) * kPartThreads * size);
+  for (int i = begin + lane; i < end; i += kPartThreads) w[i] = exp((w[i] - top) / T);  // a division, as the CPU
+  __syncwarp();
+  const double minP = min_p[row];
+  const int t = part * kPartThreads + lane;
+  const int chunk_begin = min(V, t * size), chunk_end = min(V, chunk_begin + size);
+  double sum = 0;
+  int kept = 0;
+  for (int j = chunk_begin; j < chunk_end; j++) {
+    const double e = w[j];
+    sum += e;
+    kept += e > 0 && e >= minP ? 1 : 0;
+  }
+  chunk_sums[(size_t)row * kThreads + t] = sum;
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) kept += __shfl_xor_sync(0xffffffffu, kept, offset);
+  if (lane == 0) part_kept[row * kParts + part] = kept;
+}
+
+// Sampler.draw, by one thread: the target u x total; whole chunks skipped by their sums, the one
+// the target falls in scanned. values[0, n), their ids `ids` (null: the ids are the indices).
+__device__ int draw(const double* values, const int* ids, int n, const double* sums, double total, double u) {
+  const double target = u * total;
+  const int size = (n + kSumChunks - 1) / kSumChunks;
+  double cumulative = 0;
+  for (int chunk = 0; chunk < kSumChunks; chunk++) {
+    if (cumulative + sums[chunk] > target) {
+      for (int j = chunk * size, end = min(n, (chunk + 1) * size); j < end; j++) {
+        cumulative += values[j];
+        if (cumulative > target) return ids ? ids[j] : j;
+      }
+    } else {
+      cumulative += sums[chunk];
+    }
+  }
+  return n > 0 ? (ids ? ids[n - 1] : n - 1) : 0;
+}
+
+// Logits is float (f32 logits) or bf16 (the model's own, widened exactly as the host's copy).
+// part_max null: the parts kernels did not run, every row is made here from the start.
+template <typename Logit>
+__global__ void __launch_bounds__(kThreads) sample_rows_kernel(const Logit* logits, int V, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi, const int32_t* position, const int32_t* sample_index, const int32_t* edit_offsets, const int32_t* edit_ids, const double* edit_values, int32_t* out, double* work, double* cvals, int* cands, uint8_t* flags, const double* part_max, const int* part_kept, const double* chunk_sums) {
   __shared__ int counts[kThreads + 1];
   __shared__ double redValue[32];
   __shared__ int redIndex[32];
@@ -291,6 +399,23 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(const Logit* logi
   const int row = blockIdx.x;
   const size_t base = (size_t)row * V;
   const RowScratch s{work + base, cvals + base, cands + base, flags + base};
+  // the common row, whose passes the parts kernels made: w is exp((x - max) / T) and min-p kept
+  // every id, so its candidates are the ids and its sums the parts' chunk sums
+  if (part_max != nullptr && temperature[row] >= kGreedyEps && no_top_k_or_p(top_k[row], top_p[row], V) &&
+      row_max(part_max, row) != -__builtin_huge_val()) {
+    int kept = 0;
+    for (int p = 0; p < kParts; p++) kept += part_kept[row * kParts + p];
+    if (kept == V) {
+      sums[threadIdx.x] = chunk_sums[(size_t)row * kThreads + threadIdx.x];
+      __syncthreads();
+      if (threadIdx.x != 0) return;
+      double total = 0;
+      for (int k = 0; k < kSumChunks; k++) total += sums[k];
+      const double u = philox_uniform(seed_lo[row], seed_hi[row], (uint32_t)position[row], (uint32_t)sample_index[row]);
+      out[row] = draw(s.w, nullptr, V, sums, total, u);
+      return;
+    }
+  }
   const Logit* x = logits + base;
   for (int i = threadIdx.x; i < V; i += kThreads) s.w[i] = (double)(float)x[i];
   __syncthreads();
@@ -325,7 +450,7 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(const Logit* logi
   // no top-k or top-p to apply need no candidate list: sums and the draw read w and return the
   // index itself, as reading the list would (it is the identity). That saves a row's writes of
   // 12 bytes an id and their reads.
-  const bool identity_allowed = !(k > 0 && k < V) && !(topP < 1);
+  const bool identity_allowed = no_top_k_or_p(k, topP, V);
   int n = compact(s, V, [&](int i) { const double e = s.w[i]; return e > 0 && e >= minP; }, counts, identity_allowed);
   const bool identity = identity_allowed && n == V;
   // keeps the most probable candidates (maxCount of them, or a share of their mass), in id order
@@ -340,25 +465,8 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(const Logit* logi
   const double* values = identity ? s.w : s.cv;
   const double total = chunked_total(values, n, sums);
   if (threadIdx.x != 0) return;
-  // Sampler.draw: whole chunks skipped by their sums, the one the target falls in scanned
   const double u = philox_uniform(seed_lo[row], seed_hi[row], (uint32_t)position[row], (uint32_t)sample_index[row]);
-  const double target = u * total;
-  const int size = (n + kSumChunks - 1) / kSumChunks;
-  double cumulative = 0;
-  for (int chunk = 0; chunk < kSumChunks; chunk++) {
-    if (cumulative + sums[chunk] > target) {
-      for (int j = chunk * size, end = min(n, (chunk + 1) * size); j < end; j++) {
-        cumulative += values[j];
-        if (cumulative > target) {
-          out[row] = identity ? j : s.c[j];
-          return;
-        }
-      }
-    } else {
-      cumulative += sums[chunk];
-    }
-  }
-  out[row] = n > 0 ? (identity ? n - 1 : s.c[n - 1]) : 0;
+  out[row] = draw(values, identity ? nullptr : s.c, n, sums, total, u);
 }
 
 template <typename Logit>
@@ -369,13 +477,21 @@ int sample_rows(tsr_context* ctx, const Logit* logits, int rows, int vocab, cons
   TSR_REQUIRE(logits && temperature && top_p && top_k && min_p && seed_lo && seed_hi && position && sample_index && out_tokens, "tsr_sample_rows: null pointer");
   TSR_REQUIRE(edit_offsets == nullptr || (edit_ids && edit_values), "tsr_sample_rows: edit offsets without ids or values");
   const size_t elements = (size_t)rows * vocab;
+  // the rows' arrays, then the parts' (maxima, kept counts, chunk sums), doubles first
+  const size_t part_bytes = (size_t)rows * (kParts * sizeof(double) + kThreads * sizeof(double) + kParts * sizeof(int));
   void* scratch = nullptr;
-  if (int status = tsr::sampler_scratch(ctx, elements * (2 * sizeof(double) + sizeof(int) + 1), &scratch)) return status;
+  if (int status = tsr::sampler_scratch(ctx, elements * (2 * sizeof(double) + sizeof(int) + 1) + part_bytes + 16, &scratch)) return status;
   double* work = (double*)scratch;
   double* cvals = work + elements;
   int* cands = (int*)(cvals + elements);
   uint8_t* flags = (uint8_t*)(cands + elements);
-  sample_rows_kernel<Logit><<<rows, kThreads, 0, ctx->stream>>>(logits, vocab, temperature, top_p, top_k, min_p, seed_lo, seed_hi, position, sample_index, edit_offsets, edit_ids, edit_values, out_tokens, work, cvals, cands, flags);
+  double* part_max = (double*)(((uintptr_t)(flags + elements) + 15) & ~(uintptr_t)15);
+  double* chunk_sums = part_max + (size_t)rows * kParts;
+  int* part_kept = (int*)(chunk_sums + (size_t)rows * kThreads);
+  const dim3 parts(rows, kParts);
+  sample_parts_max_kernel<Logit><<<parts, kPartThreads, 0, ctx->stream>>>(logits, vocab, temperature, top_p, top_k, edit_offsets, edit_ids, edit_values, work, part_max);
+  sample_parts_exp_kernel<<<parts, kPartThreads, 0, ctx->stream>>>(vocab, temperature, top_p, top_k, min_p, work, part_max, part_kept, chunk_sums);
+  sample_rows_kernel<Logit><<<rows, kThreads, 0, ctx->stream>>>(logits, vocab, temperature, top_p, top_k, min_p, seed_lo, seed_hi, position, sample_index, edit_offsets, edit_ids, edit_values, out_tokens, work, cvals, cands, flags, part_max, part_kept, chunk_sums);
   return tsr::check(cudaGetLastError(), "tsr_sample_rows: launch");
 }
 
