@@ -266,16 +266,20 @@ __device__ int block_argmax(const double* w, int V, double* redValue, int* redIn
 // Sampler.applyLogitsProcessors as edits (sampler.h, src/sampling/logitsEdits.ts): the phases
 // in the CPU's order, each one's ids distinct, so a phase runs over the block. Single float64
 // operations, as the CPU's: the frequency / presence value was multiplied and added on the host.
+// one edit of phase `phase` with value v to a logit
+__device__ __forceinline__ double edited(double w, int phase, double v) {
+  if (phase == 0) return __dadd_rn(w, v);
+  if (phase == 1) return -__builtin_huge_val();
+  if (phase == 2) return w > 0 ? __ddiv_rn(w, v) : __dmul_rn(w, v);
+  return __dsub_rn(w, v);
+}
+
 __device__ void apply_edits(double* w, int V, const int32_t* offsets, const int32_t* ids, const double* values) {
   for (int phase = 0; phase < 4; phase++) {
     for (int e = offsets[phase] + threadIdx.x; e < offsets[phase + 1]; e += kThreads) {
       const int id = ids[e];
       if (id < 0 || id >= V) continue;  // the CPU's typed-array write ignores it
-      const double v = values[e];
-      if (phase == 0) w[id] = __dadd_rn(w[id], v);
-      else if (phase == 1) w[id] = -__builtin_huge_val();
-      else if (phase == 2) w[id] = w[id] > 0 ? __ddiv_rn(w[id], v) : __dmul_rn(w[id], v);
-      else w[id] = __dsub_rn(w[id], v);
+      w[id] = edited(w[id], phase, values[e]);
     }
     __syncthreads();
   }
@@ -316,12 +320,7 @@ __global__ void __launch_bounds__(kPartThreads) sample_parts_max_kernel(const Lo
     for (int phase = 0; phase < 4; phase++) {
       for (int e = offsets[phase] + lane; e < offsets[phase + 1]; e += kPartThreads) {
         const int id = edit_ids[e];
-        if (id < begin || id >= end) continue;
-        const double v = edit_values[e];
-        if (phase == 0) w[id] = __dadd_rn(w[id], v);
-        else if (phase == 1) w[id] = -__builtin_huge_val();
-        else if (phase == 2) w[id] = w[id] > 0 ? __ddiv_rn(w[id], v) : __dmul_rn(w[id], v);
-        else w[id] = __dsub_rn(w[id], v);
+        if (id >= begin && id < end) w[id] = edited(w[id], phase, edit_values[e]);
       }
       __syncwarp();
     }
