@@ -71,7 +71,7 @@ constexpr long kGemvMaxMb = 64;
 // cuBLAS until cuda/build/gemm_bench shows the GEMV ahead there too (it times both at M = 16).
 // Batch invariance holds on each side of this line, not across it: a row's bits at M = 9 are
 // cuBLAS's, not the GEMV's. The bulk-copy GEMV gives the GEMV's bits; where it does not apply
-// (x too large for its shared memory: Llama-3-8B's down projection past 2 rows), weights over
+// (x too large for its shared memory: Llama-3-8B's down projection past 3 rows), weights over
 // gemv_max_bytes go to cuBLAS, whose bits for a row may depend on M.
 #ifndef TSR_GEMV_CROSSOVER_ROWS  // an experiment's override (make EXTRA_FLAGS=-DTSR_GEMV_CROSSOVER_ROWS=16)
 #define TSR_GEMV_CROSSOVER_ROWS 8

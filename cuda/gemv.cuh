@@ -528,7 +528,7 @@ cudaError_t launch_bulk(Rows rows, const bf16* x, const bf16* w, int M, int N, i
 
 // Whether gemv_matmul(..., bulk = true) takes gemv_bulk_kernel: up to 8 rows, 16-byte aligned rows
 // (K % 8 == 0), all of x (and `extra` bytes the stores use) beside the ring (Llama-3-8B's down
-// projection past 2 rows does not fit)
+// projection past 3 rows does not fit)
 inline bool gemv_bulk_applies(const bf16* x, const bf16* w, int M, int K, size_t extra = 0) {
   return M >= 1 && M <= 8 && K > 0 && K % gemv::kChunk == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
          reinterpret_cast<uintptr_t>(w) % 16 == 0 && gemv::bulk_x_bytes(M, K) + extra <= (size_t)gemv::kBulkMaxXBytes;
