@@ -20,7 +20,8 @@ __device__ __forceinline__ bf16 round_bf16(float x) { return __float2bfloat16_rn
 constexpr float kInfinity = __builtin_huge_valf();
 constexpr unsigned kFullWarp = 0xffffffffu;
 
-__device__ __forceinline__ float warp_sum(float v) {
+template <typename T>
+__device__ __forceinline__ T warp_sum(T v) {
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(kFullWarp, v, offset);
   return v;
@@ -32,16 +33,27 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
-// Sum over the block, returned to every thread; blockDim.x must be a multiple of 32.
-__device__ __forceinline__ float block_sum(float v) {
-  __shared__ float partial[32];
+// Sum over the block (float, or double where the sum must be), returned to every thread;
+// blockDim.x must be a multiple of 32.
+template <typename T>
+__device__ __forceinline__ T block_sum(T v) {
+  __shared__ T partial[32];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   v = warp_sum(v);
   __syncthreads();  // a previous call's readers are done with `partial`
   if (lane == 0) partial[warp] = v;
   __syncthreads();
-  v = lane < (int)(blockDim.x >> 5) ? partial[lane] : 0.f;
+  v = lane < (int)(blockDim.x >> 5) ? partial[lane] : T(0);
   return warp_sum(v);
+}
+
+// (value, index) of the better of two candidates: the larger value, the smaller index on ties
+// (argmax's order, and logprobs' top tokens')
+__device__ __forceinline__ void keep_better(float& value, int& index, float other_value, int other_index) {
+  if (other_value > value || (other_value == value && other_index < index)) {
+    value = other_value;
+    index = other_index;
+  }
 }
 
 // Max over the block, returned to every thread; blockDim.x must be a multiple of 32.

@@ -8,7 +8,8 @@
 // and the rank (how many logits are strictly greater than the chosen one's) are block
 // reductions. The top tokens come one a round: round k takes the largest logit after round
 // k - 1's in the order (value descending, id ascending), which is the host's order (its
-// insertion keeps the lower id first on ties), so the ids are the host's exactly.
+// insertion keeps the lower id first on ties, as argmax's keep_better does), so the ids are the
+// host's exactly.
 #include <cstdint>
 
 #include "common.cuh"
@@ -24,32 +25,12 @@ constexpr int kThreads = 512;
 constexpr int kWarps = kThreads / 32;
 constexpr int kNoToken = INT32_MAX;
 
-__device__ double block_sum_f64(double v, double* slots) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(tsr::kFullWarp, v, offset);
-  __syncthreads();
-  if (lane == 0) slots[warp] = v;
-  __syncthreads();
-  v = lane < kWarps ? slots[lane] : 0.0;
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(tsr::kFullWarp, v, offset);
-  return v;
-}
-
-// whether (v, id) comes before (best_v, best_id): larger value first, then lower id
-__device__ __forceinline__ bool before(float v, int id, float best_v, int best_id) {
-  return v > best_v || (v == best_v && id < best_id);
-}
-
-// the first of every thread's (v, id) in that order, to every thread
-__device__ void block_first(float& v, int& id, float* slot_v, int* slot_id) {
+// the better (tsr::keep_better: larger value, then lower id) of every thread's (v, id), to every thread
+__device__ void block_better(float& v, int& id, float* slot_v, int* slot_id) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) {
-    const float ov = __shfl_xor_sync(tsr::kFullWarp, v, offset);
-    const int oid = __shfl_xor_sync(tsr::kFullWarp, id, offset);
-    if (before(ov, oid, v, id)) v = ov, id = oid;
+    tsr::keep_better(v, id, __shfl_xor_sync(tsr::kFullWarp, v, offset), __shfl_xor_sync(tsr::kFullWarp, id, offset));
   }
   __syncthreads();
   if (lane == 0) slot_v[warp] = v, slot_id[warp] = id;
@@ -58,9 +39,7 @@ __device__ void block_first(float& v, int& id, float* slot_v, int* slot_id) {
   id = lane < kWarps ? slot_id[lane] : kNoToken;
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) {
-    const float ov = __shfl_xor_sync(tsr::kFullWarp, v, offset);
-    const int oid = __shfl_xor_sync(tsr::kFullWarp, id, offset);
-    if (before(ov, oid, v, id)) v = ov, id = oid;
+    tsr::keep_better(v, id, __shfl_xor_sync(tsr::kFullWarp, v, offset), __shfl_xor_sync(tsr::kFullWarp, id, offset));
   }
 }
 
@@ -83,7 +62,6 @@ __device__ __forceinline__ void for_each_logit(const bf16* x, int V, F&& f) {
 
 __global__ void __launch_bounds__(kThreads, 1) logprobs_kernel(const bf16* logits, int V, const int32_t* tokens, int num_top, double* out_logprob,
                                                             int32_t* out_rank, int32_t* out_top_ids, double* out_top_logprobs) {
-  __shared__ double sums[kWarps];
   __shared__ float first_v[kWarps];
   __shared__ int first_id[kWarps];
   const int row = blockIdx.x;
@@ -94,13 +72,13 @@ __global__ void __launch_bounds__(kThreads, 1) logprobs_kernel(const bf16* logit
   max = tsr::block_max(max);
   double sum = 0.0;
   for_each_logit(x, V, [&](int, float v) { sum += exp((double)v - (double)max); });
-  const double log_sum_exp = (double)max + log(block_sum_f64(sum, sums));
+  const double log_sum_exp = (double)max + log(tsr::block_sum(sum));
 
   const int token = tokens[row];
   const float chosen = load(x[token]);
   double greater = 0.0;  // counts, exact in float64
   for_each_logit(x, V, [&](int, float v) { greater += v > chosen ? 1.0 : 0.0; });
-  greater = block_sum_f64(greater, sums);
+  greater = tsr::block_sum(greater);
   if (threadIdx.x == 0) {
     out_logprob[row] = (double)chosen - log_sum_exp;
     out_rank[row] = 1 + (int)greater;
@@ -114,9 +92,9 @@ __global__ void __launch_bounds__(kThreads, 1) logprobs_kernel(const bf16* logit
     int id = kNoToken;
     for_each_logit(x, V, [&](int i, float xi) {
       const bool after = xi < last_v || (xi == last_v && i > last_id);
-      if (after && before(xi, i, v, id)) v = xi, id = i;
+      if (after) tsr::keep_better(v, id, xi, i);
     });
-    block_first(v, id, first_v, first_id);
+    block_better(v, id, first_v, first_id);
     if (threadIdx.x == 0) {
       const size_t at = (size_t)row * num_top + k;
       out_top_ids[at] = id == kNoToken ? -1 : id;  // fewer tokens than num_top

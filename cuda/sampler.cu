@@ -102,6 +102,13 @@ __device__ int compact(const RowScratch& s, int V, Keep keep, int* counts, bool 
   return total;
 }
 
+// the chunk sums added in order (Sampler.chunkedTotal's last step), by one thread
+__device__ double ordered_total(const double* sums) {
+  double total = 0;
+  for (int k = 0; k < kSumChunks; k++) total += sums[k];
+  return total;
+}
+
 // Sampler.chunkedTotal over the candidates' values cv[0, n): thread t adds chunk t in order into
 // sums[t], thread 0 the chunk sums in order. The total is thread 0's; sums stay for the draw.
 __device__ double chunked_total(const double* cv, int n, double* sums) {
@@ -112,11 +119,7 @@ __device__ double chunked_total(const double* cv, int n, double* sums) {
   __syncthreads();  // a previous call's reader is done with sums
   sums[threadIdx.x] = sum;
   __syncthreads();
-  double total = 0;
-  if (threadIdx.x == 0) {
-    for (int k = 0; k < kSumChunks; k++) total += sums[k];
-  }
-  return total;
+  return threadIdx.x == 0 ? ordered_total(sums) : 0;
 }
 
 // Sampler.treeMass over the candidates cv[0, n) that `member(j)` keeps: thread t adds chunk t's
@@ -263,9 +266,6 @@ __device__ int block_argmax(const double* w, int V, double* redValue, int* redIn
   return result;
 }
 
-// Sampler.applyLogitsProcessors as edits (sampler.h, src/sampling/logitsEdits.ts): the phases
-// in the CPU's order, each one's ids distinct, so a phase runs over the block. Single float64
-// operations, as the CPU's: the frequency / presence value was multiplied and added on the host.
 // one edit of phase `phase` with value v to a logit
 __device__ __forceinline__ double edited(double w, int phase, double v) {
   if (phase == 0) return __dadd_rn(w, v);
@@ -274,6 +274,9 @@ __device__ __forceinline__ double edited(double w, int phase, double v) {
   return __dsub_rn(w, v);
 }
 
+// Sampler.applyLogitsProcessors as edits (sampler.h, src/sampling/logitsEdits.ts): the phases
+// in the CPU's order, each one's ids distinct, so a phase runs over the block. Single float64
+// operations, as the CPU's: the frequency / presence value was multiplied and added on the host.
 __device__ void apply_edits(double* w, int V, const int32_t* offsets, const int32_t* ids, const double* values) {
   for (int phase = 0; phase < 4; phase++) {
     for (int e = offsets[phase] + threadIdx.x; e < offsets[phase + 1]; e += kThreads) {
@@ -388,7 +391,6 @@ __device__ int draw(const double* values, const int* ids, int n, const double* s
 }
 
 // Logits is float (f32 logits) or bf16 (the model's own, widened exactly as the host's copy).
-// part_max null: the parts kernels did not run, every row is made here from the start.
 template <typename Logit>
 __global__ void __launch_bounds__(kThreads) sample_rows_kernel(const Logit* logits, int V, const double* temperature, const double* top_p, const int32_t* top_k, const double* min_p, const uint32_t* seed_lo, const uint32_t* seed_hi, const int32_t* position, const int32_t* sample_index, const int32_t* edit_offsets, const int32_t* edit_ids, const double* edit_values, int32_t* out, double* work, double* cvals, int* cands, uint8_t* flags, const double* part_max, const int* part_kept, const double* chunk_sums) {
   __shared__ int counts[kThreads + 1];
@@ -398,20 +400,17 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(const Logit* logi
   const int row = blockIdx.x;
   const size_t base = (size_t)row * V;
   const RowScratch s{work + base, cvals + base, cands + base, flags + base};
+  // the row's uniform, keyed (seed, position, sample index) as on the CPU
+  auto uniform = [&] { return philox_uniform(seed_lo[row], seed_hi[row], (uint32_t)position[row], (uint32_t)sample_index[row]); };
   // the common row, whose passes the parts kernels made: w is exp((x - max) / T) and min-p kept
   // every id, so its candidates are the ids and its sums the parts' chunk sums
-  if (part_max != nullptr && temperature[row] >= kGreedyEps && no_top_k_or_p(top_k[row], top_p[row], V) &&
-      row_max(part_max, row) != -__builtin_huge_val()) {
+  if (temperature[row] >= kGreedyEps && no_top_k_or_p(top_k[row], top_p[row], V) && row_max(part_max, row) != -__builtin_huge_val()) {
     int kept = 0;
     for (int p = 0; p < kParts; p++) kept += part_kept[row * kParts + p];
     if (kept == V) {
       sums[threadIdx.x] = chunk_sums[(size_t)row * kThreads + threadIdx.x];
       __syncthreads();
-      if (threadIdx.x != 0) return;
-      double total = 0;
-      for (int k = 0; k < kSumChunks; k++) total += sums[k];
-      const double u = philox_uniform(seed_lo[row], seed_hi[row], (uint32_t)position[row], (uint32_t)sample_index[row]);
-      out[row] = draw(s.w, nullptr, V, sums, total, u);
+      if (threadIdx.x == 0) out[row] = draw(s.w, nullptr, V, sums, ordered_total(sums), uniform());
       return;
     }
   }
@@ -463,9 +462,7 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(const Logit* logi
   if (topP < 1) keepAndReorder(-1, topP);
   const double* values = identity ? s.w : s.cv;
   const double total = chunked_total(values, n, sums);
-  if (threadIdx.x != 0) return;
-  const double u = philox_uniform(seed_lo[row], seed_hi[row], (uint32_t)position[row], (uint32_t)sample_index[row]);
-  out[row] = draw(values, identity ? nullptr : s.c, n, sums, total, u);
+  if (threadIdx.x == 0) out[row] = draw(values, identity ? nullptr : s.c, n, sums, total, uniform());
 }
 
 template <typename Logit>

@@ -7,14 +7,6 @@ namespace tsr {
 
 // ---- kernels ----
 
-// (value, index) of the better of two candidates: the larger value, the smaller index on ties
-__device__ __forceinline__ void keep_better(float& value, int& index, float other_value, int other_index) {
-  if (other_value > value || (other_value == value && other_index < index)) {
-    value = other_value;
-    index = other_index;
-  }
-}
-
 // out[m] = argmax_v logits[m, v], the first index on ties (as torch.argmax and the CPU
 // kernel). A row of NaNs gives 0, as on the CPU. Each thread keeps the better of what it sees
 // (larger value, then smaller index: an order, so the visiting order does not matter), then the

@@ -145,7 +145,7 @@ export const cudaRowSampler = (native: NativeSampler, memory: CudaMemory, ctx: P
   return {
     enqueue,
     drawnTokens: (rows) => rowBlock.ensure(rows * rowBytes).device + layout(rows).tokens,
-    enqueueLogprobs: (logits, rows, vocab, tokens, numTop) => enqueueLogprobs(logits, rows, vocab, tokens, numTop),
+    enqueueLogprobs,
     sample: (logits, rows, vocab, params) => {
       const read = enqueue(logits, rows, vocab, params)
       synchronize()
