@@ -69,6 +69,9 @@ extern "C" int tsr_context_create(int device, tsr_context** out) {
     ctx->fused_gemv = fused == nullptr || strcmp(fused, "0") != 0;
     const char* gemv_mb = getenv("TSR_GEMV_MAX_MB");
     ctx->gemv_max_bytes = (size_t)(gemv_mb == nullptr ? tsr::kGemvMaxMb : atol(gemv_mb)) << 20;
+    const char* deep_mb = getenv("TSR_GEMV_DEEP_MB");  // -1: never
+    const long deep = deep_mb == nullptr ? tsr::kGemvDeepMb : atol(deep_mb);
+    ctx->gemv_deep_bytes = deep < 0 ? SIZE_MAX : (size_t)deep << 20;
     ctx->attention_scratch_floats = size_t(4) << 20;  // 16 MiB: far more than a split small batch needs
     status = check(cudaMalloc(&ctx->attention_scratch, ctx->attention_scratch_floats * sizeof(float)), "cudaMalloc (attention scratch)");
   }

@@ -44,6 +44,9 @@ struct tsr_context {
   // the GEMV's weights through bulk copies (gemv.cuh's gemv_bulk_kernel) where it applies; off
   // where TSR_GEMV_BULK=0
   bool gemv_bulk;
+  // bulk GEMVs of weights this large or larger take the deeper ring where x fits beside it
+  // (gemv.cuh's kDeepSlots; TSR_GEMV_DEEP_MB, default kGemvDeepMb)
+  size_t gemv_deep_bytes;
   // tsr_qkv_rope_kv_write and tsr_gate_up_silu as one kernel each where the bulk GEMV applies
   // (fused_gemv.cuh); off where TSR_FUSED_GEMV=0 (the projection, then its next kernel)
   bool fused_gemv;
@@ -62,6 +65,12 @@ namespace tsr {
 // and 12% (bench/README.md); cuBLAS streamed the large weights at 4.1-4.4 TB/s there, the
 // register GEMV at 3.6-3.9.
 constexpr long kGemvMaxMb = 64;
+
+// Bulk GEMVs of at least this many MB take the deeper ring (gemv.cuh's kDeepSlots) where x fits
+// beside it (TSR_GEMV_DEEP_MB; -1: none). All of them: on H200, alternating in one call against
+// none, 0 MB made the decode step 3.7% faster at batch 1 and 2.9% at 2, 64 MB (gate_up, down and
+// lm_head only) 2.6% and 2.3%, 200 MB 0.9% and 2.3% (bench/README.md).
+constexpr long kGemvDeepMb = 0;
 
 // The most rows of x that go to gemv.cuh; more go to cuBLAS. gemv.cuh's one 8-column mma tile
 // covers M = 1..8 at the cost of M = 1 (a pure weight stream), and its result for a row does not

@@ -45,6 +45,8 @@ struct GemvLaunch {
   int sm_count;
   bool overlap;
   cudaStream_t stream;
+  // weights of at least this many bytes take the bulk GEMV's deeper ring where x fits beside it
+  size_t deep_bytes = SIZE_MAX;
 };
 
 // Internal linkage: the library and a tool that includes this header (gemm_bench) each keep their
@@ -311,21 +313,29 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
 // a stage can be refilled only once it has landed, so one stage (64 KB an SM) is all that is in
 // flight, and the stream runs at about 4.0 of H200's 4.5 TB/s (gemm_bench). Here each warp's
 // stage (16 rows x 512 bytes) comes as 16 bulk copies (cp.async.bulk, one per row piece) into a
-// ring of two slots of shared memory that the warp alone uses, signalled by an mbarrier a slot;
-// the warp reads a landed slot into registers and refills it at once, so two stages (128 KB an
-// SM) are in flight while it multiplies. Same k order, same mmas: the same bits as gemv_kernel.
-// For M <= 8, 16-byte aligned rows and all of x in one tile.
+// ring of slots of shared memory that the warp alone uses, signalled by an mbarrier a slot; the
+// warp reads a landed slot into registers and refills it at once, so two or three stages (128 or
+// 192 KB an SM) are in flight while it multiplies. Same k order, same mmas: the same bits as
+// gemv_kernel. For M <= 8, 16-byte aligned rows and all of x in one tile.
+//
+// Slots a warp's ring has: the stages it keeps in flight. Two leave room for up to 8 rows of x (and
+// for a decode attention block beside the qkv projection's); a large GEMV whose x is small takes
+// three (kDeepSlots): its stream is bound by the bytes in flight on H200 (gemm_bench at M = 1:
+// lm_head 295 -> 253 us, gate_up 59.9 -> 56.6, down 30.6 -> 29.2).
 constexpr int kBulkSlots = 2;
+constexpr int kDeepSlots = 3;
 constexpr int kBulkPieceBytes = kStageK * 2;                                     // 512: a row's piece of a stage
 // A warp's slot: its even rows' pieces, then 64 bytes on its odd rows', so that rows g and g + 1
 // (one quarter-warp's 16-byte reads) fall in different halves of the banks. 64 bytes a slot
 // rather than a row keeps the ring small enough for a decode attention block to sit beside it.
 constexpr int kBulkWarpSlotBytes = kRowsPerTile * kBulkPieceBytes + 64;        // 8256
-constexpr int kBulkRingBytes = kWarps * kBulkSlots * kBulkWarpSlotBytes;        // 132096
+__host__ __device__ constexpr int bulk_ring_bytes(int slots) { return kWarps * slots * kBulkWarpSlotBytes; }  // 132096 for 2
 __device__ __forceinline__ int bulk_row_offset(int row) {
   return (row & 1) * (kRowsPerTile / 2 * kBulkPieceBytes + 64) + (row >> 1) * kBulkPieceBytes;
 }
-constexpr int kBulkMaxXBytes = (220 << 10) - kBulkRingBytes;
+// The dynamic shared memory a block may have (sm_90's 227 KB opt-in) less the kernel's static
+// arrays (partial sums and mbarriers, 4.2 KB) is the ring and x
+constexpr int bulk_max_x_bytes(int slots) { return (227 << 10) - 4608 - bulk_ring_bytes(slots); }
 
 // all of x for gemv_bulk_kernel: its rows padded to whole rounds (host and device)
 __host__ __device__ inline size_t bulk_x_bytes(int M, int K) {
@@ -356,12 +366,12 @@ __device__ __forceinline__ void bulk_copy(uint32_t dst, const void* src, uint32_
 // Rows says which weight rows a row block takes and where its sums go: StoreRows (above) for a
 // plain GEMV; fused_gemv.cuh's RopeKvRows and SiluRows for the projections that make their next
 // kernel (rope with the cache write, the activation) as they store.
-template <class Rows>
+template <class Rows, int SLOTS>
 __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
     gemv_bulk_kernel(Rows rows_out, const bf16* __restrict__ x, const bf16* __restrict__ w, int M, int N, int K) {
   extern __shared__ __align__(128) unsigned char bulk_shared[];
   __shared__ float partial[kWarps][4][32];
-  __shared__ __align__(8) uint64_t bars[kWarps][kBulkSlots];
+  __shared__ __align__(8) uint64_t bars[kWarps][SLOTS];
   allow_dependents();  // the kernel after it (a norm, or the next GEMV) may take SMs as this one's blocks finish
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -371,26 +381,26 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   const int row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
   const int my_row_blocks = (row_blocks - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x;
   const int items = my_row_blocks * rounds;
-  const uint32_t ring = shared_address(bulk_shared) + warp * kBulkSlots * kBulkWarpSlotBytes;
-  const uint4* x_tile = reinterpret_cast<const uint4*>(bulk_shared + kBulkRingBytes);
+  const uint32_t ring = shared_address(bulk_shared) + warp * SLOTS * kBulkWarpSlotBytes;
+  const uint4* x_tile = reinterpret_cast<const uint4*>(bulk_shared + bulk_ring_bytes(SLOTS));
   const int stride = rounds * kRoundChunks + kRowPadChunks;  // x_tile's row stride in chunks
   const uint32_t bar0 = shared_address(&bars[warp][0]);
 
   if (lane == 0) {
-    for (int s = 0; s < kBulkSlots; ++s) mbarrier_init(bar0 + 8 * s);
+    for (int s = 0; s < SLOTS; ++s) mbarrier_init(bar0 + 8 * s);
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
   __syncwarp();
 
-  // item i (row block, round) of this warp's split into slot i % kBulkSlots: row n's piece
+  // item i (row block, round) of this warp's split into slot i % SLOTS: row n's piece
   // [r kRoundK + split kStageK, + kStageK) of k. Rows past N are not copied (their products land
   // only in outputs that are never stored); the part of a piece past K is zeroed (x is zero there,
   // but whatever the slot held, a NaN say, times zero is not).
   auto issue = [&](int item) {
     if (item >= items) return;
     const Piece p(item, rounds, split, N, K);  // bytes: a multiple of 16, as K % 8 == 0
-    const uint32_t bar = bar0 + 8 * (item % kBulkSlots);
-    const uint32_t piece = ring + (item % kBulkSlots) * kBulkWarpSlotBytes + bulk_row_offset(lane);
+    const uint32_t bar = bar0 + 8 * (item % SLOTS);
+    const uint32_t piece = ring + (item % SLOTS) * kBulkWarpSlotBytes + bulk_row_offset(lane);
     if (p.bytes < kBulkPieceBytes && lane < p.rows) {
       for (int b = p.bytes; b < kBulkPieceBytes; b += 16) asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};" ::"r"(piece + b), "r"(0) : "memory");
     }
@@ -398,10 +408,10 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
     __syncwarp();
     if (lane < p.rows && p.bytes > 0) bulk_copy(piece, w + (size_t)rows_out.row(p.rb, lane) * K + p.k0, p.bytes, bar);
   };
-  for (int i = 0; i < kBulkSlots; ++i) issue(i);  // weights only: before the kernel before this one is done
+  for (int i = 0; i < SLOTS; ++i) issue(i);  // weights only: before the kernel before this one is done
   // and what the stores need of the step's inputs (rope's angles): written before the kernel
   // before this one started, so also readable before it is done
-  rows_out.prepare(bulk_shared + kBulkRingBytes + bulk_x_bytes(M, K), M);
+  rows_out.prepare(bulk_shared + bulk_ring_bytes(SLOTS) + bulk_x_bytes(M, K), M);
 
   wait_for_prerequisites();
   // all of x, rows 0..M-1, once, every piece in flight together (cp.async's groups are x's alone
@@ -421,9 +431,9 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   float acc[4] = {};
   for (int item = 0; item < items; ++item) {
     const int rb = blockIdx.x + (item / rounds) * gridDim.x, r = item % rounds;
-    const int slot = item % kBulkSlots;
-    mbarrier_wait(bar0 + 8 * slot, (item / kBulkSlots) & 1);
-    const unsigned char* piece = bulk_shared + warp * kBulkSlots * kBulkWarpSlotBytes + slot * kBulkWarpSlotBytes;
+    const int slot = item % SLOTS;
+    mbarrier_wait(bar0 + 8 * slot, (item / SLOTS) & 1);
+    const unsigned char* piece = bulk_shared + warp * SLOTS * kBulkWarpSlotBytes + slot * kBulkWarpSlotBytes;
     uint4 lo[kStageSteps], hi[kStageSteps];
 #pragma unroll
     for (int s = 0; s < kStageSteps; ++s) {
@@ -431,7 +441,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
       hi[s] = *reinterpret_cast<const uint4*>(piece + bulk_row_offset(g + 8) + (t + 4 * s) * 16);
     }
     __syncwarp();        // every lane has its fragments: the slot may be refilled
-    issue(item + kBulkSlots);
+    issue(item + SLOTS);
     const int x_chunk = r * kRoundChunks + split * (kStageK / kChunk) + t;
 #pragma unroll
     for (int s = 0; s < kStageSteps; ++s) {
@@ -515,12 +525,21 @@ cudaError_t launch_registers(bf16* out, const bf16* x, const bf16* w, int M, int
   return launch_persistent(gemv_kernel<NT, VECTOR>, N, launch, shared_bytes, out, x, w, M, N, K, tile_rounds);
 }
 
-// gemv_bulk_kernel, where gemv_bulk_applies (with rows.shared_bytes(M) beside x)
+template <class Rows, int SLOTS>
+cudaError_t launch_bulk_ring(Rows rows, const bf16* x, const bf16* w, int M, int N, int K, const GemvLaunch& launch) {
+  constexpr auto kernel = gemv_bulk_kernel<Rows, SLOTS>;
+  if (const cudaError_t error = allow_shared_memory<kernel>(bulk_ring_bytes(SLOTS) + bulk_max_x_bytes(SLOTS)); error != cudaSuccess) return error;
+  const size_t shared = bulk_ring_bytes(SLOTS) + bulk_x_bytes(M, K) + rows.shared_bytes(M);
+  return launch_persistent(kernel, N, launch, shared, rows, x, w, M, N, K);
+}
+
+// gemv_bulk_kernel, where gemv_bulk_applies (with rows.shared_bytes(M) beside x): the deeper ring
+// for weights of launch.deep_bytes or more where x still fits beside it
 template <class Rows>
 cudaError_t launch_bulk(Rows rows, const bf16* x, const bf16* w, int M, int N, int K, const GemvLaunch& launch) {
-  if (const cudaError_t error = allow_shared_memory<gemv_bulk_kernel<Rows>>(kBulkRingBytes + kBulkMaxXBytes); error != cudaSuccess) return error;
-  const size_t shared = kBulkRingBytes + bulk_x_bytes(M, K) + rows.shared_bytes(M);
-  return launch_persistent(gemv_bulk_kernel<Rows>, N, launch, shared, rows, x, w, M, N, K);
+  const bool deep = (size_t)N * K * sizeof(bf16) >= launch.deep_bytes &&
+                    bulk_x_bytes(M, K) + rows.shared_bytes(M) <= (size_t)bulk_max_x_bytes(kDeepSlots);
+  return deep ? launch_bulk_ring<Rows, kDeepSlots>(rows, x, w, M, N, K, launch) : launch_bulk_ring<Rows, kBulkSlots>(rows, x, w, M, N, K, launch);
 }
 
 }  // namespace
@@ -531,7 +550,7 @@ cudaError_t launch_bulk(Rows rows, const bf16* x, const bf16* w, int M, int N, i
 // projection past 3 rows does not fit)
 inline bool gemv_bulk_applies(const bf16* x, const bf16* w, int M, int K, size_t extra = 0) {
   return M >= 1 && M <= 8 && K > 0 && K % gemv::kChunk == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
-         reinterpret_cast<uintptr_t>(w) % 16 == 0 && gemv::bulk_x_bytes(M, K) + extra <= (size_t)gemv::kBulkMaxXBytes;
+         reinterpret_cast<uintptr_t>(w) % 16 == 0 && gemv::bulk_x_bytes(M, K) + extra <= (size_t)gemv::bulk_max_x_bytes(gemv::kBulkSlots);
 }
 
 // out[M,N] = x[M,K] @ w[N,K]^T for 1 <= M <= kGemvMaxRows, rows of x and w contiguous (strides K,

@@ -21,6 +21,6 @@ inline MatmulPath matmul_path(const tsr_context* ctx, const bf16* x, const bf16*
 }
 
 // how the library launches its GEMVs (the context's settings)
-inline GemvLaunch gemv_launch(const tsr_context* ctx) { return {ctx->sm_count, ctx->overlap_launches != 0, ctx->stream}; }
+inline GemvLaunch gemv_launch(const tsr_context* ctx) { return {ctx->sm_count, ctx->overlap_launches != 0, ctx->stream, ctx->gemv_deep_bytes}; }
 
 }  // namespace tsr
