@@ -15,7 +15,8 @@
 // calls), CUDA events; GB/s counts the weight bytes. The weights rotate over enough copies that
 // each call reads them from HBM, not from the 50 MB L2 (x and the output stay in L2, as in a
 // decode step). Ceilings: a device-to-device copy ((read + write) / time) and a read-only stream
-// of 16-byte loads.
+// of 16-byte loads; beside them the bulk GEMV's weight stream alone (its copies and slots, no
+// math), with two and three slots, in its copies' shape and as one 8 KB copy a stage.
 //
 // Checks: inputs uniform in [-1, 1], w scaled by 1/sqrt(K) so outputs are O(1); every output within
 // 2^-8 |ref| + 1e-3 of a float64 reference (one bf16 rounding is at most 2^-8 |ref|; the 1e-3
@@ -489,6 +490,91 @@ bool bench_layer(const Device& d, const Layer& layer, const Ceilings& ceilings, 
 
 // ---- where a GEMV's time goes: a fixed cost a call, and the last wave ----
 
+// ---- the bulk GEMV's weight stream alone ----
+//
+// What the bulk-copy GEMV's stream reaches without its math, and whether the shape of its copies
+// limits it: every warp keeps SLOTS stages of 16 rows x 512 bytes in flight as gemv_bulk_kernel
+// does, reads each landed stage into registers and refills its slot. Rows: 16 copies of 512 bytes
+// a stage, one per weight row (the GEMV's copies); whole: one copy of 8 KB of contiguous bytes (the
+// same stream were the weights stored in the GEMV's stage order). Both read N x K x 2 bytes once.
+template <int SLOTS, bool WHOLE>
+__global__ void __launch_bounds__(tsr::gemv::kThreads, 1) stream_probe_kernel(const bf16* w, int N, int K, unsigned* sink) {
+  using namespace tsr::gemv;
+  extern __shared__ __align__(128) unsigned char probe_ring[];
+  __shared__ __align__(8) uint64_t bars[kWarps][SLOTS];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  const int rounds = (K + kRoundK - 1) / kRoundK;
+  const int row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
+  const int items = (row_blocks - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x * rounds;
+  const uint32_t ring = tsr::shared_address(probe_ring) + warp * SLOTS * kBulkWarpSlotBytes;
+  const uint32_t bar0 = tsr::shared_address(&bars[warp][0]);
+  if (lane == 0) {
+    for (int s = 0; s < SLOTS; ++s) mbarrier_init(bar0 + 8 * s);
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncwarp();
+  auto issue = [&](int item) {
+    if (item >= items) return;
+    const Piece p(item, rounds, warp, N, K);
+    const uint32_t bar = bar0 + 8 * (item % SLOTS), slot = ring + (item % SLOTS) * kBulkWarpSlotBytes;
+    if (lane == 0) mbarrier_expect(bar, p.rows * p.bytes);
+    __syncwarp();
+    if (WHOLE) {
+      const size_t stage = ((size_t)p.rb * rounds + item % rounds) * kWarps + warp;
+      if (lane == 0) bulk_copy(slot, w + stage * kRowsPerTile * kStageK, p.rows * p.bytes, bar);
+    } else if (lane < p.rows) {
+      bulk_copy(slot + bulk_row_offset(lane), w + (size_t)(p.rb * kRowsPerBlock + lane) * K + p.k0, p.bytes, bar);
+    }
+  };
+  for (int i = 0; i < SLOTS; ++i) issue(i);
+  unsigned acc = 0;
+  for (int item = 0; item < items; ++item) {
+    const int slot = item % SLOTS;
+    mbarrier_wait(bar0 + 8 * slot, (item / SLOTS) & 1);
+    const unsigned char* piece = probe_ring + (warp * SLOTS + slot) * kBulkWarpSlotBytes;
+#pragma unroll
+    for (int s = 0; s < kStageSteps; ++s) {
+      const uint4 lo = *reinterpret_cast<const uint4*>(piece + bulk_row_offset(g) + (t + 4 * s) * 16);
+      const uint4 hi = *reinterpret_cast<const uint4*>(piece + bulk_row_offset(g + 8) + (t + 4 * s) * 16);
+      acc ^= lo.x ^ lo.y ^ lo.z ^ lo.w ^ hi.x ^ hi.y ^ hi.z ^ hi.w;
+    }
+    __syncwarp();
+    issue(item + SLOTS);
+  }
+  if (acc == 0x9e3779b9u) *sink = acc;
+}
+
+template <int SLOTS, bool WHOLE>
+double probe_us(const Device& d, const bf16* w, int N, int K, unsigned* sink) {
+  constexpr auto kernel = stream_probe_kernel<SLOTS, WHOLE>;
+  const int shared = tsr::gemv::kWarps * SLOTS * tsr::gemv::kBulkWarpSlotBytes;
+  CUDA_OK_OR_DIE(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared));
+  StreamClock clock(d.stream, 2 * kSamples);
+  return median_us(clock, [&](int) {
+    kernel<<<d.sm_count, tsr::gemv::kThreads, shared, d.stream>>>(w, N, K, sink);
+    CUDA_OK_OR_DIE(cudaGetLastError());
+  });
+}
+
+// 1 GiB of weights in two row lengths (lm_head's and down's K), each way
+void probe_stream(const Device& d) {
+  unsigned* sink = nullptr;
+  CUDA_OK_OR_DIE(cudaMalloc(&sink, sizeof(unsigned)));
+  std::printf("\nthe bulk GEMV's weight stream alone (no math), 1 GiB: GB/s\n%8s %8s %12s %12s %12s %12s\n", "K", "N", "rows, 2 slots",
+              "whole, 2", "rows, 3", "whole, 3");
+  for (const int K : {4096, 14336}) {
+    const int N = (int)(((size_t)1 << 29) / K / 16 * 16);
+    bf16* w = device_bf16(d.ctx, (size_t)N * K);
+    CUDA_OK_OR_DIE(cudaMemsetAsync(w, 0, (size_t)N * K * sizeof(bf16), d.stream));
+    const double bytes = (double)N * K * sizeof(bf16);
+    std::printf("%8d %8d %12.0f %12.0f %12.0f %12.0f\n", K, N, bytes / probe_us<2, false>(d, w, N, K, sink) / 1e3,
+                bytes / probe_us<2, true>(d, w, N, K, sink) / 1e3, bytes / probe_us<3, false>(d, w, N, K, sink) / 1e3,
+                bytes / probe_us<3, true>(d, w, N, K, sink) / 1e3);
+    TSR_OK_OR_DIE(tsr_free(d.ctx, w));
+  }
+  CUDA_OK_OR_DIE(cudaFree(sink));
+}
+
 // The GEMV at M = 1 over N = 16 x SMs x f rows for whole and fractional waves f: a straight line
 // through the whole waves (time = fixed + bytes / bandwidth, least squares) gives what a call costs
 // beyond its bytes; a fractional wave's excess over the line is what its uneven last wave costs.
@@ -556,6 +642,7 @@ int main() {
               kCallsPerSample);
 
   sweep_waves(d, props.l2CacheSize);
+  probe_stream(d);
   bool ok = check_odd_shapes(d);
 
   const Layer layers[] = {{"qkv", 4096, 6144}, {"o", 4096, 4096}, {"gate_up", 4096, 28672}, {"down", 14336, 4096}, {"lm_head", 4096, 128256}};
