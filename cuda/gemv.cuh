@@ -363,6 +363,43 @@ __device__ __forceinline__ void bulk_copy(uint32_t dst, const void* src, uint32_
                : "memory");
 }
 
+// A warp's ring: SLOTS slots of shared memory, one stage each, and an mbarrier a slot. Item i
+// (row block, round) of the warp's split goes to slot i % SLOTS; its landing completes phase
+// i / SLOTS of that slot's mbarrier.
+template <int SLOTS>
+struct WarpRing {
+  uint32_t ring, bar0;  // the warp's first slot and its mbarrier, as shared-memory addresses
+
+  // lane 0 makes the slots' mbarriers; the warp sees them after the __syncwarp
+  __device__ WarpRing(const unsigned char* ring_shared, uint64_t* bars, int warp, int lane)
+      : ring(shared_address(ring_shared) + warp * SLOTS * kBulkWarpSlotBytes), bar0(shared_address(bars)) {
+    if (lane == 0) {
+      for (int s = 0; s < SLOTS; ++s) mbarrier_init(bar0 + 8 * s);
+      asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncwarp();
+  }
+
+  // Piece p (item `item`) into its slot: weight row rows.row(p.rb, i)'s piece of k into slot row i,
+  // one bulk copy a row. Rows past N are not copied (their products land only in outputs that are
+  // never stored); the part of a piece past K is zeroed (x is zero there, but whatever the slot
+  // held, a NaN say, times zero is not).
+  template <class Rows>
+  __device__ void issue(int item, const Piece& p, const Rows& rows, const bf16* w, int K, int lane) const {
+    const uint32_t bar = bar0 + 8 * (item % SLOTS);
+    const uint32_t piece = ring + (item % SLOTS) * kBulkWarpSlotBytes + bulk_row_offset(lane);  // p.bytes: a multiple of 16
+    if (p.bytes < kBulkPieceBytes && lane < p.rows) {
+      for (int b = p.bytes; b < kBulkPieceBytes; b += 16) asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};" ::"r"(piece + b), "r"(0) : "memory");
+    }
+    if (lane == 0) mbarrier_expect(bar, p.rows * p.bytes);
+    __syncwarp();
+    if (lane < p.rows && p.bytes > 0) bulk_copy(piece, w + (size_t)rows.row(p.rb, lane) * K + p.k0, p.bytes, bar);
+  }
+
+  // wait for item `item` to land
+  __device__ void wait(int item) const { mbarrier_wait(bar0 + 8 * (item % SLOTS), (item / SLOTS) & 1); }
+};
+
 // Rows says which weight rows a row block takes and where its sums go: StoreRows (above) for a
 // plain GEMV; fused_gemv.cuh's RopeKvRows and SiluRows for the projections that make their next
 // kernel (rope with the cache write, the activation) as they store.
@@ -381,32 +418,13 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   const int row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
   const int my_row_blocks = (row_blocks - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x;
   const int items = my_row_blocks * rounds;
-  const uint32_t ring = shared_address(bulk_shared) + warp * SLOTS * kBulkWarpSlotBytes;
   const uint4* x_tile = reinterpret_cast<const uint4*>(bulk_shared + bulk_ring_bytes(SLOTS));
   const int stride = rounds * kRoundChunks + kRowPadChunks;  // x_tile's row stride in chunks
-  const uint32_t bar0 = shared_address(&bars[warp][0]);
+  const WarpRing<SLOTS> ring(bulk_shared, &bars[warp][0], warp, lane);
 
-  if (lane == 0) {
-    for (int s = 0; s < SLOTS; ++s) mbarrier_init(bar0 + 8 * s);
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-  }
-  __syncwarp();
-
-  // item i (row block, round) of this warp's split into slot i % SLOTS: row n's piece
-  // [r kRoundK + split kStageK, + kStageK) of k. Rows past N are not copied (their products land
-  // only in outputs that are never stored); the part of a piece past K is zeroed (x is zero there,
-  // but whatever the slot held, a NaN say, times zero is not).
+  // item i of this warp's split: row n's piece [r kRoundK + split kStageK, + kStageK) of k
   auto issue = [&](int item) {
-    if (item >= items) return;
-    const Piece p(item, rounds, split, N, K);  // bytes: a multiple of 16, as K % 8 == 0
-    const uint32_t bar = bar0 + 8 * (item % SLOTS);
-    const uint32_t piece = ring + (item % SLOTS) * kBulkWarpSlotBytes + bulk_row_offset(lane);
-    if (p.bytes < kBulkPieceBytes && lane < p.rows) {
-      for (int b = p.bytes; b < kBulkPieceBytes; b += 16) asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};" ::"r"(piece + b), "r"(0) : "memory");
-    }
-    if (lane == 0) mbarrier_expect(bar, p.rows * p.bytes);
-    __syncwarp();
-    if (lane < p.rows && p.bytes > 0) bulk_copy(piece, w + (size_t)rows_out.row(p.rb, lane) * K + p.k0, p.bytes, bar);
+    if (item < items) ring.issue(item, Piece(item, rounds, split, N, K), rows_out, w, K, lane);
   };
   for (int i = 0; i < SLOTS; ++i) issue(i);  // weights only: before the kernel before this one is done
   // and what the stores need of the step's inputs (rope's angles): written before the kernel
@@ -432,7 +450,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   for (int item = 0; item < items; ++item) {
     const int rb = blockIdx.x + (item / rounds) * gridDim.x, r = item % rounds;
     const int slot = item % SLOTS;
-    mbarrier_wait(bar0 + 8 * slot, (item / SLOTS) & 1);
+    ring.wait(item);
     const unsigned char* piece = bulk_shared + warp * SLOTS * kBulkWarpSlotBytes + slot * kBulkWarpSlotBytes;
     uint4 lo[kStageSteps], hi[kStageSteps];
 #pragma unroll

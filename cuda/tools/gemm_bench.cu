@@ -506,31 +506,23 @@ __global__ void __launch_bounds__(tsr::gemv::kThreads, 1) stream_probe_kernel(co
   const int rounds = (K + kRoundK - 1) / kRoundK;
   const int row_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
   const int items = (row_blocks - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x * rounds;
-  const uint32_t ring = tsr::shared_address(probe_ring) + warp * SLOTS * kBulkWarpSlotBytes;
-  const uint32_t bar0 = tsr::shared_address(&bars[warp][0]);
-  if (lane == 0) {
-    for (int s = 0; s < SLOTS; ++s) mbarrier_init(bar0 + 8 * s);
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-  }
-  __syncwarp();
+  const WarpRing<SLOTS> ring(probe_ring, &bars[warp][0], warp, lane);
   auto issue = [&](int item) {
     if (item >= items) return;
     const Piece p(item, rounds, warp, N, K);
-    const uint32_t bar = bar0 + 8 * (item % SLOTS), slot = ring + (item % SLOTS) * kBulkWarpSlotBytes;
-    if (lane == 0) mbarrier_expect(bar, p.rows * p.bytes);
-    __syncwarp();
-    if (WHOLE) {
-      const size_t stage = ((size_t)p.rb * rounds + item % rounds) * kWarps + warp;
-      if (lane == 0) bulk_copy(slot, w + stage * kRowsPerTile * kStageK, p.rows * p.bytes, bar);
-    } else if (lane < p.rows) {
-      bulk_copy(slot + bulk_row_offset(lane), w + (size_t)(p.rb * kRowsPerBlock + lane) * K + p.k0, p.bytes, bar);
+    if (!WHOLE) return ring.issue(item, p, StoreRows{nullptr, N}, w, K, lane);  // the GEMV's copies
+    const size_t stage = ((size_t)p.rb * rounds + item % rounds) * kWarps + warp;
+    const uint32_t bar = ring.bar0 + 8 * (item % SLOTS);
+    if (lane == 0) {
+      mbarrier_expect(bar, p.rows * p.bytes);
+      bulk_copy(ring.ring + (item % SLOTS) * kBulkWarpSlotBytes, w + stage * kRowsPerTile * kStageK, p.rows * p.bytes, bar);
     }
   };
   for (int i = 0; i < SLOTS; ++i) issue(i);
   unsigned acc = 0;
   for (int item = 0; item < items; ++item) {
     const int slot = item % SLOTS;
-    mbarrier_wait(bar0 + 8 * slot, (item / SLOTS) & 1);
+    ring.wait(item);
     const unsigned char* piece = probe_ring + (warp * SLOTS + slot) * kBulkWarpSlotBytes;
 #pragma unroll
     for (int s = 0; s < kStageSteps; ++s) {
