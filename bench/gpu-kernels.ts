@@ -104,10 +104,10 @@ for (const [M, N, K] of [[1, 4096, 4096], [8, 14336, 4096], [2048, 4096, 4096]] 
   const [T, H] = [2048, 4096]
   const [x, w, out] = [randomFloats(T * H), randomFloats(H), memory.alloc(T * H * 2)]
   const res = memory.alloc(T * H * 4)  // the f32 residual stream: starts as x, then accumulates
-  kernels.add_rmsnorm(out, res, x, w, T, H, 1e-6, 0)
+  kernels.add_rmsnorm(out, res, res, x, w, T, H, 1e-6, 0)
   memoryBound(`rmsnorm T=${T} H=${H}`, 2 * 2 * T * H, () => kernels.rmsnorm(out, x, w, T, H, 1e-6), 100)
   // reads the residual and x, writes the residual and out
-  memoryBound(`add_rmsnorm T=${T} H=${H}`, (4 + 2 + 4 + 2) * T * H, () => kernels.add_rmsnorm(out, res, x, w, T, H, 1e-6, 1), 100)
+  memoryBound(`add_rmsnorm T=${T} H=${H}`, (4 + 2 + 4 + 2) * T * H, () => kernels.add_rmsnorm(out, res, res, x, w, T, H, 1e-6, 1), 100)
   const gateUp = randomFloats(T * 2 * H)
   memoryBound(`silu_mul T=${T} I=${H}`, 2 * 3 * T * H, () => kernels.silu_mul(out, gateUp, T, H), 100)
   for (const ptr of [x, res, w, out, gateUp]) memory.free(ptr)

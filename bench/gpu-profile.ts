@@ -111,8 +111,8 @@ const profile = async (name: string, plan: StepPlan) => {
   const weightBytesOf = ({ name, args }: { name: KernelName; args: number[] }): number => {
     const [, b, c, d, e] = args.slice(-5)
     if (name === "matmul") return 2 * d * e // M, N, K
-    if (name === "qkv_rope_kv_write") return 2 * (c + 2 * d) * e * b // T, K, Hq, Hkv, D
-    if (name === "gate_up_silu") return 2 * 2 * d * e // T, I, K
+    if (name === "qkv_rope_kv_write" || name === "add_rmsnorm_qkv_rope_kv_write") return 2 * (c + 2 * d) * e * b // T, K, Hq, Hkv, D
+    if (name === "gate_up_silu" || name === "add_rmsnorm_gate_up_silu") return 2 * 2 * d * e // T, I, K
     return 0
   }
   const groups = new Map<string, Group>()

@@ -67,6 +67,8 @@ extern "C" int tsr_context_create(int device, tsr_context** out) {
     ctx->gemv_bulk = bulk == nullptr || strcmp(bulk, "0") != 0;
     const char* fused = getenv("TSR_FUSED_GEMV");
     ctx->fused_gemv = fused == nullptr || strcmp(fused, "0") != 0;
+    const char* fused_norms = getenv("TSR_FUSED_NORMS");
+    ctx->fused_norms = fused_norms == nullptr || strcmp(fused_norms, "0") != 0;
     const char* gemv_mb = getenv("TSR_GEMV_MAX_MB");
     ctx->gemv_max_bytes = (size_t)(gemv_mb == nullptr ? tsr::kGemvMaxMb : atol(gemv_mb)) << 20;
     const char* deep_mb = getenv("TSR_GEMV_DEEP_MB");  // -1: never

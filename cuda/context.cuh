@@ -50,6 +50,10 @@ struct tsr_context {
   // tsr_qkv_rope_kv_write and tsr_gate_up_silu as one kernel each where the bulk GEMV applies
   // (fused_gemv.cuh); off where TSR_FUSED_GEMV=0 (the projection, then its next kernel)
   bool fused_gemv;
+  // tsr_add_rmsnorm_qkv_rope_kv_write and tsr_add_rmsnorm_gate_up_silu as one kernel each where
+  // the fused GEMV applies (gemv.cuh's NormedResidualInput); off where TSR_FUSED_NORMS=0 (the norm
+  // kernel, then the fused projection)
+  bool fused_norms;
   // the sampler's per-row work arrays (sampler.cu), grown to the largest call and kept: at batch
   // 256 they are 690 MB, which an allocation per call mapped and released every step
   void* sampler_scratch;

@@ -1,5 +1,6 @@
 // Decode-step projections whose next kernel is made as their sums are stored, bit for bit what
-// the two kernels give, one launch fewer:
+// the two kernels give, one launch fewer (and, with gemv::NormedResidualInput, the norm before
+// them made as x is staged: add_rmsnorm's result up to where one rounding falls, gemv.cuh):
 // - the qkv projection with rope and the cache write (matmul, then rope_kv_write);
 // - the MLP's gate and up projection with the activation (matmul, then silu_mul).
 //
@@ -41,7 +42,7 @@ struct RopeKvRows {
     return head * D + j + (i & 7) + (i >> 3) * (D / 2);
   }
 
-  size_t shared_bytes(int M) const { return (size_t)M * (D / 2) * sizeof(float2); }
+  __host__ __device__ size_t shared_bytes(int M) const { return (size_t)M * (D / 2) * sizeof(float2); }
 
   // the step's angles (positions and inv_freq are inputs of the step, not of the kernel before)
   __device__ void prepare(unsigned char* shared, int M) {
@@ -87,24 +88,28 @@ struct SiluRows {
   bf16* out;
   int I;
   __device__ int row(int rb, int i) const { return rb * 8 + (i & 7) + (i >> 3) * I; }
-  size_t shared_bytes(int) const { return 0; }
+  __host__ __device__ size_t shared_bytes(int) const { return 0; }
   __device__ void prepare(unsigned char*, int) {}
   __device__ void store(int rb, int g, int m, bf16 gate, bf16 up) const { out[(size_t)m * I + rb * 8 + g] = silu_times(load(gate), load(up)); }
 };
 
-// Where qkv_rope_kv_write's fused kernel runs: the bulk GEMV's conditions with the angles beside x
-inline bool qkv_rope_fuses(const bf16* x, const bf16* w, int M, int K, int D) {
-  return D % gemv::kRowsPerBlock == 0 && gemv_bulk_applies(x, w, M, K, (size_t)M * (D / 2) * sizeof(float2));
+// Where qkv_rope_kv_write's fused kernel runs: the bulk GEMV's conditions with the angles (and
+// `input_bytes` the input needs) beside x
+inline bool qkv_rope_fuses(const bf16* x, const bf16* w, int M, int K, int D, size_t input_bytes = 0) {
+  return D % gemv::kRowsPerBlock == 0 && gemv_bulk_applies(x, w, M, K, (size_t)M * (D / 2) * sizeof(float2) + input_bytes);
 }
 
-inline cudaError_t qkv_rope_kv_write(bf16* qkv, const bf16* x, const bf16* w, bf16* k_cache, bf16* v_cache, const int* positions,
-                                     const float* inv_freq, const int* slots, int M, int K, int Hq, int Hkv, int D, const GemvLaunch& launch) {
+// Input: gemv::PlainInput (x as it is) or gemv::NormedResidualInput (the norm made as x is staged)
+template <class Input>
+cudaError_t qkv_rope_kv_write(bf16* qkv, Input input, const bf16* w, bf16* k_cache, bf16* v_cache, const int* positions,
+                              const float* inv_freq, const int* slots, int M, int K, int Hq, int Hkv, int D, const GemvLaunch& launch) {
   const RopeKvRows rows{qkv, k_cache, v_cache, positions, inv_freq, slots, Hq, Hkv, D, nullptr};
-  return gemv::launch_bulk(rows, x, w, M, (Hq + 2 * Hkv) * D, K, launch);
+  return gemv::launch_bulk(rows, input, w, M, (Hq + 2 * Hkv) * D, K, launch);
 }
 
-inline cudaError_t gate_up_silu(bf16* out, const bf16* x, const bf16* w, int M, int I, int K, const GemvLaunch& launch) {
-  return gemv::launch_bulk(SiluRows{out, I}, x, w, M, 2 * I, K, launch);
+template <class Input>
+cudaError_t gate_up_silu(bf16* out, Input input, const bf16* w, int M, int I, int K, const GemvLaunch& launch) {
+  return gemv::launch_bulk(SiluRows{out, I}, input, w, M, 2 * I, K, launch);
 }
 
 }  // namespace tsr

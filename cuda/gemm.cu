@@ -4,6 +4,8 @@
 // The only file that needs cuBLAS. Where its header is missing (a machine with the CUDA
 // compiler but no cuBLAS, as CI's), it still builds: small M still runs (gemv.cuh needs nothing
 // but CUDA), and larger M reports TSR_UNSUPPORTED, so the other kernels stay usable and checkable.
+#include <optional>
+
 #include "context.cuh"
 #include "fused_gemv.cuh"
 #include "gemv.cuh"
@@ -101,6 +103,18 @@ namespace {
 // where gemm.cu's fused kernels may run: decode sizes, with the bulk-copy GEMV and fusion on
 bool fuses(const tsr_context* ctx, int T) { return ctx->fused_gemv && ctx->gemv_bulk && T <= kGemvCrossoverRows; }
 
+// Where a projection's GEMV also makes the add_rmsnorm before it (gemv::NormedResidualInput): fusion
+// and norm fusion on, a residual stream written to another buffer than it is read from (the
+// kernel's blocks read all of residualIn while each writes its share of residualOut), and 16-byte
+// aligned rows; returns the input, or nullopt for the two kernels
+std::optional<tsr::gemv::NormedResidualInput> normed_input(const tsr_context* ctx, int T, float* residualOut, const float* residualIn,
+                                                           const tsr_bf16* x, const tsr_bf16* normWeight, int K, float eps, int accumulate) {
+  const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  if (!fuses(ctx, T) || !ctx->fused_norms || residualOut == residualIn || K % tsr::gemv::kChunk != 0) return std::nullopt;
+  if (!aligned(residualOut) || !aligned(residualIn) || !aligned(x) || !aligned(normWeight)) return std::nullopt;
+  return tsr::gemv::NormedResidualInput{residualIn, residualOut, x, normWeight, eps, accumulate};
+}
+
 }  // namespace
 
 extern "C" int tsr_qkv_rope_kv_write(tsr_context* ctx, tsr_bf16* qkv, const tsr_bf16* x, const tsr_bf16* w, tsr_bf16* kCache,
@@ -112,7 +126,8 @@ extern "C" int tsr_qkv_rope_kv_write(tsr_context* ctx, tsr_bf16* qkv, const tsr_
   if (T == 0) return TSR_OK;
   // decode sizes, where the bulk GEMV would take the projection: one kernel
   if (fuses(ctx, T) && tsr::qkv_rope_fuses(x, w, T, K, D)) {
-    return check(tsr::qkv_rope_kv_write(qkv, x, w, kCache, vCache, positions, invFreq, slots, T, K, Hq, Hkv, D, tsr::gemv_launch(ctx)),
+    return check(tsr::qkv_rope_kv_write(qkv, tsr::gemv::PlainInput{x}, w, kCache, vCache, positions, invFreq, slots, T, K, Hq, Hkv, D,
+                                        tsr::gemv_launch(ctx)),
                  "qkv_rope_kv_write");
   }
   // anywhere else what the fused kernel stands for: the projection, then rope_kv_write over it
@@ -128,8 +143,41 @@ extern "C" int tsr_gate_up_silu(tsr_context* ctx, tsr_bf16* out, tsr_bf16* gateU
   if (T == 0 || I == 0) return TSR_OK;
   // decode sizes, where the bulk GEMV would take the projection: one kernel, gateUp not written
   if (fuses(ctx, T) && I % 8 == 0 && tsr::gemv_bulk_applies(x, w, T, K)) {
-    return check(tsr::gate_up_silu(out, x, w, T, I, K, tsr::gemv_launch(ctx)), "gate_up_silu");
+    return check(tsr::gate_up_silu(out, tsr::gemv::PlainInput{x}, w, T, I, K, tsr::gemv_launch(ctx)), "gate_up_silu");
   }
   if (int status = tsr_matmul(ctx, gateUp, x, w, T, 2 * I, K)) return status;
   return tsr_silu_mul(ctx, out, gateUp, T, I);
+}
+
+extern "C" int tsr_add_rmsnorm_qkv_rope_kv_write(tsr_context* ctx, tsr_bf16* qkv, tsr_bf16* normed, float* residualOut, const float* residualIn,
+                                                 const tsr_bf16* x, const tsr_bf16* normWeight, const tsr_bf16* w, tsr_bf16* kCache,
+                                                 tsr_bf16* vCache, const int32_t* positions, const float* invFreq, const int32_t* slots,
+                                                 float eps, int accumulate, int T, int K, int Hq, int Hkv, int D) {
+  TSR_REQUIRE_CONTEXT(ctx);
+  TSR_REQUIRE(T >= 0 && K > 0 && Hq >= 0 && Hkv > 0 && D > 0 && D % 2 == 0 && D <= 8192,
+              "add_rmsnorm_qkv_rope_kv_write: T=%d K=%d Hq=%d Hkv=%d D=%d (D even, at most 8192)", T, K, Hq, Hkv, D);
+  if (T == 0) return TSR_OK;
+  // decode sizes: one kernel makes the norm as it stages x, then the projection, rope and the cache write
+  if (const auto input = normed_input(ctx, T, residualOut, residualIn, x, normWeight, K, eps, accumulate);
+      input && tsr::qkv_rope_fuses(x, w, T, K, D, input->shared_bytes(K))) {
+    return check(tsr::qkv_rope_kv_write(qkv, *input, w, kCache, vCache, positions, invFreq, slots, T, K, Hq, Hkv, D, tsr::gemv_launch(ctx)),
+                 "add_rmsnorm_qkv_rope_kv_write");
+  }
+  if (int status = tsr_add_rmsnorm(ctx, normed, residualOut, residualIn, x, normWeight, T, K, eps, accumulate)) return status;
+  return tsr_qkv_rope_kv_write(ctx, qkv, normed, w, kCache, vCache, positions, invFreq, slots, T, K, Hq, Hkv, D);
+}
+
+extern "C" int tsr_add_rmsnorm_gate_up_silu(tsr_context* ctx, tsr_bf16* out, tsr_bf16* gateUp, tsr_bf16* normed, float* residualOut,
+                                            const float* residualIn, const tsr_bf16* x, const tsr_bf16* normWeight, const tsr_bf16* w, float eps,
+                                            int accumulate, int T, int I, int K) {
+  TSR_REQUIRE_CONTEXT(ctx);
+  TSR_REQUIRE(T >= 0 && I >= 0 && K > 0, "add_rmsnorm_gate_up_silu: T=%d I=%d K=%d", T, I, K);
+  if (T == 0) return TSR_OK;
+  // decode sizes: one kernel makes the norm as it stages x, then the projection and the activation
+  if (const auto input = normed_input(ctx, T, residualOut, residualIn, x, normWeight, K, eps, accumulate);
+      input && I > 0 && I % 8 == 0 && tsr::gemv_bulk_applies(x, w, T, K, input->shared_bytes(K))) {
+    return check(tsr::gate_up_silu(out, *input, w, T, I, K, tsr::gemv_launch(ctx)), "add_rmsnorm_gate_up_silu");
+  }
+  if (int status = tsr_add_rmsnorm(ctx, normed, residualOut, residualIn, x, normWeight, T, K, eps, accumulate)) return status;
+  return tsr_gate_up_silu(ctx, out, gateUp, normed, w, T, I, K);
 }

@@ -171,13 +171,154 @@ struct StoreRows {
   __device__ int row(int rb, int i) const { return min(rb * kRowsPerBlock + i, N - 1); }
   // shared memory past x that the stores use (none here), and its filling: called once by every
   // thread, before the kernel waits for the kernel before it
-  size_t shared_bytes(int) const { return 0; }
+  __host__ __device__ size_t shared_bytes(int) const { return 0; }
   __device__ void prepare(unsigned char*, int) {}
   // tile rows g and g + 8 of row block rb, for x row m, rounded
   __device__ void store(int rb, int g, int m, bf16 lo, bf16 hi) const {
     const int n = rb * kRowsPerBlock + g;
     if (n < N) out[(size_t)m * N + n] = lo;
     if (n + 8 < N) out[(size_t)m * N + n + 8] = hi;
+  }
+};
+
+// the two bf16 of a 32-bit word as floats (the element at the lower address first), and two floats
+// rounded into one
+__device__ __forceinline__ float lo_of(unsigned u) { return __uint_as_float(u << 16); }
+__device__ __forceinline__ float hi_of(unsigned u) { return __uint_as_float(u & 0xffff0000u); }
+__device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 pair = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const unsigned*>(&pair);
+}
+
+// What a GEMV multiplies, staged in shared memory once the kernel before it is done. PlainInput:
+// x as it is, copied with cp.async.
+struct PlainInput {
+  const bf16* x;
+  static constexpr bool kScaled = false;  // the sums are stored as they are
+  __host__ __device__ size_t shared_bytes(int) const { return 0; }
+  __device__ void prepare(unsigned char*, int) {}
+  // rows 0..M-1 of x into `tile` (row stride `stride` chunks), zeros past K, in flight as one cp.async group
+  __device__ void stage(uint4* tile, int stride, int M, int K) const {
+    const int chunks = K / kChunk;
+    for (int m = 0; m < M; ++m) {
+      for (int c = threadIdx.x; c < stride; c += kThreads) {
+        if (c < chunks) cp_async_16(&tile[m * stride + c], x + (size_t)m * K + (size_t)c * kChunk);
+        else tile[m * stride + c] = make_uint4(0, 0, 0, 0);
+      }
+    }
+    cp_async_commit();
+  }
+  __device__ float scale(int, int) const { return 1.f; }
+};
+
+// The rows of x a projection after a pre-norm multiplies (add_rmsnorm, then the GEMV), made by
+// every block as it stages them:
+//   r = (accumulate ? residual_in : 0) + pending;  tile = bf16(r * weight);  sums *= 1 / rms(r).
+// A row's sums are linear in its x, so the norm's 1 / rms(r) can multiply them as they are stored
+// instead of every x before the products: no block waits for a reduction over K before its first
+// mma. It is add_rmsnorm's result up to where one bf16 rounding falls (the kernel rounds r * weight,
+// the norm rounds r * weight / rms(r)). Each block also stores its share of r (chunks c with
+// c mod gridDim.x == blockIdx.x) in residual_out, which must not be residual_in: the other blocks
+// still read that. A row's sum of squares is a fixed sequence (each thread's chunks in order, then
+// the warp's butterfly, then the warps in order), whatever M and the grid are.
+constexpr int kNormPassRows = 4;  // rows whose loads are in flight together, two chunks each
+struct NormedResidualInput {
+  const float* residual_in;
+  float* residual_out;
+  const bf16* pending;
+  const bf16* weight;
+  float eps;
+  int accumulate;
+  float* squares = nullptr;       // [8][kWarps] in shared memory: a row's sum of squares by warp
+  uint4* weight_tile = nullptr;   // the norm's weight, [K / 8] chunks in shared memory
+
+  static constexpr bool kScaled = true;
+  __host__ __device__ size_t shared_bytes(int K) const { return 8 * kWarps * sizeof(float) + (size_t)K * sizeof(bf16); }
+
+  // the norm's weight (a weight, not an output of the kernels before) into shared memory: thread
+  // i copies the chunks it multiplies in stage(), so it waits only for its own copies
+  __device__ void prepare(unsigned char* shared, int K) {
+    squares = reinterpret_cast<float*>(shared);
+    weight_tile = reinterpret_cast<uint4*>(shared + 8 * kWarps * sizeof(float));
+    for (int c = threadIdx.x; c < K / kChunk; c += kThreads) cp_async_16(&weight_tile[c], weight + (size_t)c * kChunk);
+    cp_async_commit();
+  }
+
+  // r's chunk c of row m made from the loaded values: into the tile, its squares added to `sq`,
+  // and into residual_out where this block keeps it
+  __device__ void make(uint4* tile, int stride, int m, int c, int K, const float4 (&r)[2], uint4 p, float& sq) const {
+    const uint4 g = weight_tile[c];
+    const float pv[8] = {lo_of(p.x), hi_of(p.x), lo_of(p.y), hi_of(p.y), lo_of(p.z), hi_of(p.z), lo_of(p.w), hi_of(p.w)};
+    const float gv[8] = {lo_of(g.x), hi_of(g.x), lo_of(g.y), hi_of(g.y), lo_of(g.z), hi_of(g.z), lo_of(g.w), hi_of(g.w)};
+    const float rv[8] = {r[0].x, r[0].y, r[0].z, r[0].w, r[1].x, r[1].y, r[1].z, r[1].w};
+    float v[8];
+    unsigned packed[4];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      v[e] = rv[e] + pv[e];
+      sq += v[e] * v[e];
+    }
+#pragma unroll
+    for (int e = 0; e < 4; ++e) packed[e] = pack_bf16(v[2 * e] * gv[2 * e], v[2 * e + 1] * gv[2 * e + 1]);
+    tile[m * stride + c] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+    if (c % (int)gridDim.x == (int)blockIdx.x) {
+      float4* out = reinterpret_cast<float4*>(residual_out + (size_t)m * K + (size_t)c * kChunk);
+      out[0] = make_float4(v[0], v[1], v[2], v[3]);
+      out[1] = make_float4(v[4], v[5], v[6], v[7]);
+    }
+  }
+
+  __device__ void stage(uint4* tile, int stride, int M, int K) const {
+    const int chunks = K / kChunk;
+    const int warp = threadIdx.x >> 5;
+    cp_async_wait<0>();  // this thread's chunks of the weight (prepare)
+    for (int m = 0; m < M; ++m) {
+      for (int c = chunks + threadIdx.x; c < stride; c += kThreads) tile[m * stride + c] = make_uint4(0, 0, 0, 0);
+    }
+    // rows in passes of kNormPassRows, each thread's chunks two at a time, every load of a step
+    // issued before the first is used
+    for (int m0 = 0; m0 < M; m0 += kNormPassRows) {
+      float sq[kNormPassRows] = {};
+      for (int c0 = threadIdx.x; c0 < chunks; c0 += 2 * kThreads) {
+        float4 r[2][kNormPassRows][2];
+        uint4 p[2][kNormPassRows];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int c = c0 + h * kThreads;
+#pragma unroll
+          for (int j = 0; j < kNormPassRows; ++j) {
+            const int m = m0 + j;
+            const bool live = c < chunks && m < M;
+            const size_t at = (size_t)m * K + (size_t)c * kChunk;
+            const float4* rin = reinterpret_cast<const float4*>(residual_in + at);
+            r[h][j][0] = live && accumulate ? rin[0] : make_float4(0.f, 0.f, 0.f, 0.f);
+            r[h][j][1] = live && accumulate ? rin[1] : make_float4(0.f, 0.f, 0.f, 0.f);
+            p[h][j] = live ? *reinterpret_cast<const uint4*>(pending + at) : make_uint4(0, 0, 0, 0);
+          }
+        }
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int c = c0 + h * kThreads;
+#pragma unroll
+          for (int j = 0; j < kNormPassRows; ++j) {
+            if (c < chunks && m0 + j < M) make(tile, stride, m0 + j, c, K, r[h][j], p[h][j], sq[j]);
+          }
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < kNormPassRows; ++j) {
+        const float total = warp_sum(sq[j]);
+        if ((threadIdx.x & 31) == 0 && m0 + j < M) squares[(m0 + j) * kWarps + warp] = total;
+      }
+    }
+  }
+
+  // 1 / rms of row m of K elements (after the block's barrier that follows stage)
+  __device__ float scale(int m, int K) const {
+    float total = squares[m * kWarps];
+#pragma unroll
+    for (int s = 1; s < kWarps; ++s) total += squares[m * kWarps + s];
+    return rsqrtf(total / (float)K + eps);
   }
 };
 
@@ -403,9 +544,9 @@ struct WarpRing {
 // Rows says which weight rows a row block takes and where its sums go: StoreRows (above) for a
 // plain GEMV; fused_gemv.cuh's RopeKvRows and SiluRows for the projections that make their next
 // kernel (rope with the cache write, the activation) as they store.
-template <class Rows, int SLOTS>
+template <class Rows, class Input, int SLOTS>
 __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
-    gemv_bulk_kernel(Rows rows_out, const bf16* __restrict__ x, const bf16* __restrict__ w, int M, int N, int K) {
+    gemv_bulk_kernel(Rows rows_out, Input input, const bf16* __restrict__ w, int M, int N, int K) {
   extern __shared__ __align__(128) unsigned char bulk_shared[];
   __shared__ float partial[kWarps][4][32];
   __shared__ __align__(8) uint64_t bars[kWarps][SLOTS];
@@ -427,24 +568,24 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
     if (item < items) ring.issue(item, Piece(item, rounds, split, N, K), rows_out, w, K, lane);
   };
   for (int i = 0; i < SLOTS; ++i) issue(i);  // weights only: before the kernel before this one is done
-  // and what the stores need of the step's inputs (rope's angles): written before the kernel
-  // before this one started, so also readable before it is done
-  rows_out.prepare(bulk_shared + bulk_ring_bytes(SLOTS) + bulk_x_bytes(M, K), M);
+  // and what the stores and the input need that no kernel of the step writes (rope's angles from
+  // the step's positions, a norm's weight): also readable before the kernel before this one is done
+  unsigned char* extra = bulk_shared + bulk_ring_bytes(SLOTS) + bulk_x_bytes(M, K);
+  rows_out.prepare(extra, M);
+  input.prepare(extra + rows_out.shared_bytes(M), K);
 
   wait_for_prerequisites();
-  // all of x, rows 0..M-1, once, every piece in flight together (cp.async's groups are x's alone
-  // here; the weights signal their mbarriers)
-  const int chunks = K / kChunk;
-  uint4* x_fill = const_cast<uint4*>(x_tile);
-  for (int m = 0; m < M; ++m) {
-    for (int c = threadIdx.x; c < stride; c += kThreads) {  // zeros past K
-      if (c < chunks) cp_async_16(&x_fill[m * stride + c], x + (size_t)m * K + (size_t)c * kChunk);
-      else x_fill[m * stride + c] = make_uint4(0, 0, 0, 0);
-    }
-  }
-  cp_async_commit();
+  // all of x, rows 0..M-1, once, every piece in flight together (cp.async's groups are the
+  // input's alone here; the weights signal their mbarriers)
+  input.stage(const_cast<uint4*>(x_tile), stride, M, K);
   cp_async_wait<0>();
   __syncthreads();
+  // the factor of the sums of rows 2t and 2t + 1, the ones this thread stores
+  float scale[2] = {1.f, 1.f};
+  if constexpr (Input::kScaled) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) scale[i] = 2 * t + i < M ? input.scale(2 * t + i, K) : 0.f;
+  }
 
   float acc[4] = {};
   for (int item = 0; item < items; ++item) {
@@ -484,7 +625,11 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
 #pragma unroll
       for (int i = 0; i < 2; ++i) {
         const int m = 2 * t + i;
-        if (m < M) rows_out.store(rb, g, m, round_bf16(sum[i]), round_bf16(sum[i + 2]));
+        if constexpr (Input::kScaled) {
+          if (m < M) rows_out.store(rb, g, m, round_bf16(sum[i] * scale[i]), round_bf16(sum[i + 2] * scale[i]));
+        } else {
+          if (m < M) rows_out.store(rb, g, m, round_bf16(sum[i]), round_bf16(sum[i + 2]));
+        }
       }
     }
     __syncthreads();
@@ -543,21 +688,22 @@ cudaError_t launch_registers(bf16* out, const bf16* x, const bf16* w, int M, int
   return launch_persistent(gemv_kernel<NT, VECTOR>, N, launch, shared_bytes, out, x, w, M, N, K, tile_rounds);
 }
 
-template <class Rows, int SLOTS>
-cudaError_t launch_bulk_ring(Rows rows, const bf16* x, const bf16* w, int M, int N, int K, const GemvLaunch& launch) {
-  constexpr auto kernel = gemv_bulk_kernel<Rows, SLOTS>;
+template <class Rows, class Input, int SLOTS>
+cudaError_t launch_bulk_ring(Rows rows, Input input, const bf16* w, int M, int N, int K, const GemvLaunch& launch) {
+  constexpr auto kernel = gemv_bulk_kernel<Rows, Input, SLOTS>;
   if (const cudaError_t error = allow_shared_memory<kernel>(bulk_ring_bytes(SLOTS) + bulk_max_x_bytes(SLOTS)); error != cudaSuccess) return error;
-  const size_t shared = bulk_ring_bytes(SLOTS) + bulk_x_bytes(M, K) + rows.shared_bytes(M);
-  return launch_persistent(kernel, N, launch, shared, rows, x, w, M, N, K);
+  const size_t shared = bulk_ring_bytes(SLOTS) + bulk_x_bytes(M, K) + rows.shared_bytes(M) + input.shared_bytes(K);
+  return launch_persistent(kernel, N, launch, shared, rows, input, w, M, N, K);
 }
 
-// gemv_bulk_kernel, where gemv_bulk_applies (with rows.shared_bytes(M) beside x): the deeper ring
-// for weights of launch.deep_bytes or more where x still fits beside it
-template <class Rows>
-cudaError_t launch_bulk(Rows rows, const bf16* x, const bf16* w, int M, int N, int K, const GemvLaunch& launch) {
+// gemv_bulk_kernel, where gemv_bulk_applies (with rows' and the input's shared bytes beside x):
+// the deeper ring for weights of launch.deep_bytes or more where x still fits beside it
+template <class Rows, class Input>
+cudaError_t launch_bulk(Rows rows, Input input, const bf16* w, int M, int N, int K, const GemvLaunch& launch) {
   const bool deep = (size_t)N * K * sizeof(bf16) >= launch.deep_bytes &&
-                    bulk_x_bytes(M, K) + rows.shared_bytes(M) <= (size_t)bulk_max_x_bytes(kDeepSlots);
-  return deep ? launch_bulk_ring<Rows, kDeepSlots>(rows, x, w, M, N, K, launch) : launch_bulk_ring<Rows, kBulkSlots>(rows, x, w, M, N, K, launch);
+                    bulk_x_bytes(M, K) + rows.shared_bytes(M) + input.shared_bytes(K) <= (size_t)bulk_max_x_bytes(kDeepSlots);
+  return deep ? launch_bulk_ring<Rows, Input, kDeepSlots>(rows, input, w, M, N, K, launch)
+              : launch_bulk_ring<Rows, Input, kBulkSlots>(rows, input, w, M, N, K, launch);
 }
 
 }  // namespace
@@ -579,7 +725,7 @@ inline cudaError_t gemv_matmul(bf16* out, const bf16* x, const bf16* w, int M, i
   if (M < 0 || M > kGemvMaxRows || N < 0 || K < 0) return cudaErrorInvalidValue;
   if (K == 0) return cudaMemsetAsync(out, 0, (size_t)M * N * sizeof(bf16), launch.stream);  // empty sums
   const bool aligned = K % gemv::kChunk == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
-  if (bulk && gemv_bulk_applies(x, w, M, K)) return gemv::launch_bulk(gemv::StoreRows{out, N}, x, w, M, N, K, launch);
+  if (bulk && gemv_bulk_applies(x, w, M, K)) return gemv::launch_bulk(gemv::StoreRows{out, N}, gemv::PlainInput{x}, w, M, N, K, launch);
   if (M <= 8) {
     return aligned ? gemv::launch_registers<1, true>(out, x, w, M, N, K, launch) : gemv::launch_registers<1, false>(out, x, w, M, N, K, launch);
   }

@@ -9,11 +9,12 @@ extern "C" int tsr_rmsnorm(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* x, c
   return check(tsr::rmsnorm(out, x, w, T, H, eps, ctx->overlap_norms, ctx->stream), "rmsnorm");
 }
 
-extern "C" int tsr_add_rmsnorm(tsr_context* ctx, tsr_bf16* out, float* residual, const tsr_bf16* x, const tsr_bf16* w, int T, int H,
-                               float eps, int accumulate) {
+extern "C" int tsr_add_rmsnorm(tsr_context* ctx, tsr_bf16* out, float* residualOut, const float* residualIn, const tsr_bf16* x, const tsr_bf16* w,
+                               int T, int H, float eps, int accumulate) {
   TSR_REQUIRE_CONTEXT(ctx);
   TSR_REQUIRE(T >= 0 && H > 0, "add_rmsnorm: T=%d H=%d", T, H);
-  return check(tsr::add_rmsnorm(out, residual, x, w, T, H, eps, accumulate != 0, ctx->overlap_norms, ctx->stream), "add_rmsnorm");
+  return check(tsr::add_rmsnorm(out, residualOut, residualIn, x, w, T, H, eps, accumulate != 0, ctx->overlap_norms, ctx->stream),
+               "add_rmsnorm");
 }
 
 extern "C" int tsr_head_rmsnorm(tsr_context* ctx, tsr_bf16* x, const tsr_bf16* w, int T, int nHeads, int D, int stride, float eps) {

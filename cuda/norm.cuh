@@ -24,22 +24,24 @@ __global__ void rmsnorm_kernel(bf16* out, const bf16* x, const bf16* w, int H, f
   for (int i = threadIdx.x; i < H; i += blockDim.x) out[row + i] = round_bf16(load(x[row + i]) * inv_rms * load(w[i]));
 }
 
-// residual = (accumulate ? residual : 0) + x; out = rmsnorm(residual) * w. The residual stream
-// is f32 (HF's bf16 models keep it in bf16: 64 roundings of the running sum in a 32-layer model,
-// which grow the first-step logits' error several times over that of the rest of the forward
-// pass). out may alias x: x[i] is read before out[i] is written, by one thread.
-__global__ void add_rmsnorm_kernel(bf16* out, float* residual, const bf16* x, const bf16* w, int H, float eps, bool accumulate) {
+// residual_out = (accumulate ? residual_in : 0) + x; out = rmsnorm(residual_out) * w. The residual
+// stream is f32 (HF's bf16 models keep it in bf16: 64 roundings of the running sum in a 32-layer
+// model, which grow the first-step logits' error several times over that of the rest of the
+// forward pass). out may alias x and residual_out residual_in: element i of each is read before it
+// is written, by one thread.
+__global__ void add_rmsnorm_kernel(bf16* out, float* residual_out, const float* residual_in, const bf16* x, const bf16* w, int H, float eps,
+                                   bool accumulate) {
   allow_dependents();  // the GEMV after it may start streaming its weights
   wait_for_prerequisites();  // launched early (overlap): the GEMV before it wrote x
   const size_t row = (size_t)blockIdx.x * H;
   float squares = 0.f;
   for (int i = threadIdx.x; i < H; i += blockDim.x) {
-    const float v = (accumulate ? residual[row + i] : 0.f) + load(x[row + i]);
-    residual[row + i] = v;
+    const float v = (accumulate ? residual_in[row + i] : 0.f) + load(x[row + i]);
+    residual_out[row + i] = v;
     squares += v * v;
   }
   const float inv_rms = rsqrtf(block_sum(squares) / H + eps);
-  for (int i = threadIdx.x; i < H; i += blockDim.x) out[row + i] = round_bf16(residual[row + i] * inv_rms * load(w[i]));
+  for (int i = threadIdx.x; i < H; i += blockDim.x) out[row + i] = round_bf16(residual_out[row + i] * inv_rms * load(w[i]));
 }
 
 // One warp per head of D: Qwen3's q/k norm over the heads inside the fused qkv row.
@@ -68,10 +70,11 @@ inline cudaError_t rmsnorm(bf16* out, const bf16* x, const bf16* w, int T, int H
   return launch_kernel(rmsnorm_kernel, dim3(T), dim3(row_threads(H)), 0, stream, overlap, out, x, w, H, eps);
 }
 
-inline cudaError_t add_rmsnorm(bf16* out, float* residual, const bf16* x, const bf16* w, int T, int H, float eps,
+inline cudaError_t add_rmsnorm(bf16* out, float* residual_out, const float* residual_in, const bf16* x, const bf16* w, int T, int H, float eps,
                                bool accumulate, bool overlap, cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
-  return launch_kernel(add_rmsnorm_kernel, dim3(T), dim3(row_threads(H)), 0, stream, overlap, out, residual, x, w, H, eps, accumulate);
+  return launch_kernel(add_rmsnorm_kernel, dim3(T), dim3(row_threads(H)), 0, stream, overlap, out, residual_out, residual_in, x, w, H, eps,
+                       accumulate);
 }
 
 inline cudaError_t head_rmsnorm(bf16* x, const bf16* w, int T, int heads, int D, int stride, float eps, cudaStream_t stream) {

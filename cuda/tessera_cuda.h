@@ -107,9 +107,10 @@ int tsr_matmul(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* x, const tsr_bf1
 int tsr_add_bias(tsr_context* ctx, tsr_bf16* x, const tsr_bf16* bias, int M, int N);
 /* norm.cu: out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w; out may alias x */
 int tsr_rmsnorm(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* x, const tsr_bf16* w, int T, int H, float eps);
-/* norm.cu: residual[t] = (accumulate ? residual[t] : 0) + x[t] (f32); out[t] = rmsnorm(residual[t]) * w; out may alias x */
-int tsr_add_rmsnorm(tsr_context* ctx, tsr_bf16* out, float* residual, const tsr_bf16* x, const tsr_bf16* w, int T, int H, float eps,
-                    int accumulate);
+/* norm.cu: residualOut[t] = (accumulate ? residualIn[t] : 0) + x[t] (f32); out[t] = rmsnorm(residualOut[t]) * w; out may alias x,
+ * residualOut residualIn */
+int tsr_add_rmsnorm(tsr_context* ctx, tsr_bf16* out, float* residualOut, const float* residualIn, const tsr_bf16* x, const tsr_bf16* w, int T,
+                    int H, float eps, int accumulate);
 /* norm.cu: per-head RMSNorm in place; head h of token t starts at t*stride + h*D */
 int tsr_head_rmsnorm(tsr_context* ctx, tsr_bf16* x, const tsr_bf16* w, int T, int nHeads, int D, int stride, float eps);
 /* rope.cu: rotate-half rope of q and k in place, angle = positions[t] * invFreq[i] */
@@ -124,6 +125,12 @@ int tsr_rope_kv_write(tsr_context* ctx, tsr_bf16* q, tsr_bf16* k, tsr_bf16* kCac
 int tsr_qkv_rope_kv_write(tsr_context* ctx, tsr_bf16* qkv, const tsr_bf16* x, const tsr_bf16* w, tsr_bf16* kCache, tsr_bf16* vCache, const int32_t* positions, const float* invFreq, const int32_t* slots, int T, int K, int Hq, int Hkv, int D);
 /* gemm.cu: gateUp = x @ w^T (w: I gate rows, then I up rows), then out = silu_mul(gateUp); one kernel at decode sizes, gateUp then not written */
 int tsr_gate_up_silu(tsr_context* ctx, tsr_bf16* out, tsr_bf16* gateUp, const tsr_bf16* x, const tsr_bf16* w, int T, int I, int K);
+/* gemm.cu: add_rmsnorm(normed, residualOut, residualIn, x, normWeight), then qkv_rope_kv_write over normed; one kernel at decode
+ * sizes where residualOut is not residualIn (the norm then made as x is staged, up to where one rounding falls; normed not written) */
+int tsr_add_rmsnorm_qkv_rope_kv_write(tsr_context* ctx, tsr_bf16* qkv, tsr_bf16* normed, float* residualOut, const float* residualIn, const tsr_bf16* x, const tsr_bf16* normWeight, const tsr_bf16* w, tsr_bf16* kCache, tsr_bf16* vCache, const int32_t* positions, const float* invFreq, const int32_t* slots, float eps, int accumulate, int T, int K, int Hq, int Hkv, int D);
+/* gemm.cu: add_rmsnorm(normed, residualOut, residualIn, x, normWeight), then gate_up_silu over normed; one kernel at decode sizes
+ * where residualOut is not residualIn (normed and gateUp then not written) */
+int tsr_add_rmsnorm_gate_up_silu(tsr_context* ctx, tsr_bf16* out, tsr_bf16* gateUp, tsr_bf16* normed, float* residualOut, const float* residualIn, const tsr_bf16* x, const tsr_bf16* normWeight, const tsr_bf16* w, float eps, int accumulate, int T, int I, int K);
 /* attention.cu: causal attention of each query token over its sequence's paged cache; no sequence has more than maxQueryLen
  * query tokens in the call (T is always safe; below 16 the prefill kernel is not launched) */
 int tsr_paged_attention(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* q, const tsr_bf16* kCache, const tsr_bf16* vCache, const int32_t* queryToSeq, const int32_t* positions, const int32_t* blockTables, int T, int Hq, int Hkv, int D, int qStride, int maxBlocks, int blockSize, float scale, int maxQueryLen);

@@ -158,23 +158,28 @@ describe("norms", () => {
   })
 
   it.each([
-    [false, 1],
-    [true, 1],
-    [false, 0],
-    [true, 0]
-  ])("add_rmsnorm (out aliases x: %s, accumulate: %i)", (aliased, accumulate) => {
+    [false, true, 1],
+    [true, true, 1],
+    [false, true, 0],
+    [true, true, 0],
+    [false, false, 1],
+    [true, false, 0]
+  ])("add_rmsnorm (out aliases x: %s, residual in place: %s, accumulate: %i)", (aliased, inPlace, accumulate) => {
     const x = uniform(T * H, 7, -3, 3)
     const residual = uniform(T * H, 8, -3, 3)
     const w = uniform(H, 9, 0.5, 1.5)
-    const [out, newResidual] = onBoth((p) => {
+    const [out, newResidual, oldResidual] = onBoth((p) => {
       const s = scope(p)
       const [xp, rp] = [s.put(x), s.put(residual)]
       const o = aliased ? xp : s.put(new Float32Array(T * H))
-      p.kernels.add_rmsnorm(o, rp, xp, s.put(w), T, H, eps, accumulate)
-      const result = [s.get(o, x), s.get(rp, x)]
+      const rOut = inPlace ? rp : s.put(new Float32Array(T * H).fill(Number.NaN))
+      p.kernels.add_rmsnorm(o, rOut, rp, xp, s.put(w), T, H, eps, accumulate)
+      const result = [s.get(o, x), s.get(rOut, x), s.get(rp, x)]
       s.free()
       return result
     })
+    // written elsewhere, the residual read is left as it was
+    if (!inPlace) expect(Array.from(oldResidual)).toEqual(Array.from(residual))
     // accumulate 0 starts the residual: x itself, whatever the buffer held
     const sum = Array.from(x, (v, i) => v + (accumulate ? residual[i] : 0))
     expectWithin(newResidual, sum, (i) => u * Math.abs(sum[i]) + 1e-45)

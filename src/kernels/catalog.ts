@@ -43,6 +43,21 @@ export interface KernelSpec {
 const float = (name: string, shape: ReadonlyArray<string>, out = false): TensorArg => ({ name, dtype: "float", shape, out })
 const f32 = (name: string, shape: ReadonlyArray<string>, out = false): TensorArg => ({ name, dtype: "f32", shape, out })
 const i32 = (name: string, shape: ReadonlyArray<string>, out = false): TensorArg => ({ name, dtype: "i32", shape, out })
+/** the qkv projection's weight, and what rope and the cache write take besides its output */
+const qkvWeightAndCache: [TensorArg, TensorArg, TensorArg, TensorArg, TensorArg, TensorArg] = [
+  float("w", ["Hq+2Hkv", "D", "K"]),
+  float("kCache", ["numSlots", "Hkv", "D"], true),
+  float("vCache", ["numSlots", "Hkv", "D"], true),
+  i32("positions", ["T"]),
+  f32("invFreq", ["D/2"]),
+  i32("slots", ["T"])
+]
+/** add_rmsnorm's residual stream, out and in, and the rows x added to it ([T, width] each) */
+const residualAdd = (width: string): [TensorArg, TensorArg, TensorArg] => [
+  f32("residualOut", ["T", width], true),
+  f32("residualIn", ["T", width]),
+  float("x", ["T", width])
+]
 
 export const catalog = {
   embedding: {
@@ -71,10 +86,10 @@ export const catalog = {
   },
   add_rmsnorm: {
     doc:
-      "residual[t] = (accumulate ? residual[t] : 0) + x[t]; out[t] = rmsnorm(residual[t]) * w  (out may alias x). " +
-      "The residual stream is f32 on every provider: a bf16 one rounds every layer's sum, and those roundings add up " +
-      "to several times the error of the rest of a bf16 forward pass",
-    tensors: [float("out", ["T", "H"], true), f32("residual", ["T", "H"], true), float("x", ["T", "H"]), float("w", ["H"])],
+      "residualOut[t] = (accumulate ? residualIn[t] : 0) + x[t]; out[t] = rmsnorm(residualOut[t]) * w  (out may alias x, " +
+      "residualOut residualIn). The residual stream is f32 on every provider: a bf16 one rounds every layer's sum, and " +
+      "those roundings add up to several times the error of the rest of a bf16 forward pass",
+    tensors: [float("out", ["T", "H"], true), ...residualAdd("H"), float("w", ["H"])],
     scalars: ["T", "H", "eps", "accumulate"],
     split: "T"
   },
@@ -138,12 +153,7 @@ export const catalog = {
     tensors: [
       float("qkv", ["T", "Hq+2Hkv", "D"], true),
       float("x", ["T", "K"]),
-      float("w", ["Hq+2Hkv", "D", "K"]),
-      float("kCache", ["numSlots", "Hkv", "D"], true),
-      float("vCache", ["numSlots", "Hkv", "D"], true),
-      i32("positions", ["T"]),
-      f32("invFreq", ["D/2"]),
-      i32("slots", ["T"])
+      ...qkvWeightAndCache
     ],
     scalars: ["T", "K", "Hq", "Hkv", "D"],
     composite: true
@@ -154,6 +164,39 @@ export const catalog = {
       "rows) and its activation. gateUp is scratch: where the GPU makes both in one launch (decode sizes) it is not written",
     tensors: [float("out", ["T", "I"], true), float("gateUp", ["T", "2I"], true), float("x", ["T", "K"]), float("w", ["2I", "K"])],
     scalars: ["T", "I", "K"],
+    composite: true
+  },
+  add_rmsnorm_qkv_rope_kv_write: {
+    doc:
+      "add_rmsnorm(normed, residualOut, residualIn, x, normWeight), then qkv_rope_kv_write over normed: a pre-norm layer's " +
+      "residual add, norm and attention input in one launch at decode sizes on the GPU, where residualOut is not " +
+      "residualIn (its blocks all read residualIn while each writes its share of residualOut). There the norm's 1 / rms " +
+      "scales the projection's sums instead of its input, so the results are the sequence's up to where one bf16 " +
+      "rounding falls, and normed (scratch) is not written",
+    tensors: [
+      float("qkv", ["T", "Hq+2Hkv", "D"], true),
+      float("normed", ["T", "K"], true),
+      ...residualAdd("K"),
+      float("normWeight", ["K"]),
+      ...qkvWeightAndCache
+    ],
+    scalars: ["eps", "accumulate", "T", "K", "Hq", "Hkv", "D"],
+    composite: true
+  },
+  add_rmsnorm_gate_up_silu: {
+    doc:
+      "add_rmsnorm(normed, residualOut, residualIn, x, normWeight), then gate_up_silu over normed: the gated MLP's residual " +
+      "add, norm, input projection and activation in one launch at decode sizes on the GPU, where residualOut is not " +
+      "residualIn (as add_rmsnorm_qkv_rope_kv_write; normed and gateUp are scratch)",
+    tensors: [
+      float("out", ["T", "I"], true),
+      float("gateUp", ["T", "2I"], true),
+      float("normed", ["T", "K"], true),
+      ...residualAdd("K"),
+      float("normWeight", ["K"]),
+      float("w", ["2I", "K"])
+    ],
+    scalars: ["eps", "accumulate", "T", "I", "K"],
     composite: true
   },
   paged_attention: {

@@ -24,5 +24,14 @@ export const composites = (kernels: Kernels, floatBytes: number): { readonly [K 
   gate_up_silu: (out, gateUp, x, w, T, I, K) => {
     kernels.matmul(gateUp, x, w, T, 2 * I, K)
     kernels.silu_mul(out, gateUp, T, I)
+  },
+  add_rmsnorm_qkv_rope_kv_write: (qkv, normed, residualOut, residualIn, x, normWeight, w, kCache, vCache, positions, invFreq, slots,
+    eps, accumulate, T, K, Hq, Hkv, D) => {
+    kernels.add_rmsnorm(normed, residualOut, residualIn, x, normWeight, T, K, eps, accumulate)
+    kernels.qkv_rope_kv_write(qkv, normed, w, kCache, vCache, positions, invFreq, slots, T, K, Hq, Hkv, D)
+  },
+  add_rmsnorm_gate_up_silu: (out, gateUp, normed, residualOut, residualIn, x, normWeight, w, eps, accumulate, T, I, K) => {
+    kernels.add_rmsnorm(normed, residualOut, residualIn, x, normWeight, T, K, eps, accumulate)
+    kernels.gate_up_silu(out, gateUp, normed, w, T, I, K)
   }
 })

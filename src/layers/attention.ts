@@ -2,6 +2,7 @@ import type { Kernels } from "../kernels/catalog.ts"
 import type { ModelConfig } from "../model/config.ts"
 import type { LayerKvCache } from "./kvCache.ts"
 import { applyLinear, loadColumnParallel, loadRowParallel, type Linear } from "./linear.ts"
+import { applyPreNorm, type PreNorm } from "./preNorm.ts"
 import { shardRange, type TpShard, type WeightLoader } from "./shard.ts"
 import type { StepInput } from "../stages/activations.ts"
 
@@ -51,9 +52,9 @@ export const loadAttention = (loader: WeightLoader, config: ModelConfig, prefix:
 const maxQueryLen = (plan: StepInput["plan"]): number => plan.seqs.reduce((most, s) => Math.max(most, s.numScheduledTokens), 0)
 
 /**
- * out = o_proj(attention(rope(q), rope(k), v)) over the paged cache, for this rank's heads.
- * The step's K and V are written to the cache first, so the kernel reads one cache for
- * prefill, chunked prefill and decode alike.
+ * out = o_proj(attention(rope(q), rope(k), v)) over the paged cache, for this rank's heads, of
+ * the pre-norm's rows. The step's K and V are written to the cache first, so the kernel reads one
+ * cache for prefill, chunked prefill and decode alike.
  */
 export const attention = (
   kernels: Kernels,
@@ -63,7 +64,7 @@ export const attention = (
   normEps: number,
   blockSize: number,
   { plan, workspace: ws }: StepInput,
-  input: number,
+  input: PreNorm,
   out: number
 ): void => {
   const T = plan.tokenIds.length
@@ -73,10 +74,13 @@ export const attention = (
   const k = q + heads * D * ws.floatBytes
   const v = k + kvHeads * D * ws.floatBytes
   if (w.qkv.bias === undefined && w.qNorm === undefined) {
-    // nothing between the projection and rope: one kernel at decode sizes
-    kernels.qkv_rope_kv_write(ws.qkv, input, w.qkv.weight, cache.k, cache.v, ws.positions, invFreq, ws.slots, T, w.qkv.inFeatures, heads, kvHeads, D)
+    // nothing between the norm, the projection and rope: one kernel at decode sizes
+    kernels.add_rmsnorm_qkv_rope_kv_write(
+      ws.qkv, input.normed, input.residualOut, input.residualIn, input.pending, input.weight, w.qkv.weight,
+      cache.k, cache.v, ws.positions, invFreq, ws.slots, input.eps, input.accumulate, T, w.qkv.inFeatures, heads, kvHeads, D
+    )
   } else {
-    applyLinear(kernels, ws.qkv, input, T, w.qkv)
+    applyLinear(kernels, ws.qkv, applyPreNorm(kernels, input, T), T, w.qkv)
     if (w.qNorm !== undefined && w.kNorm !== undefined) {
       kernels.head_rmsnorm(q, w.qNorm, T, heads, D, stride, normEps)
       kernels.head_rmsnorm(k, w.kNorm, T, kvHeads, D, stride, normEps)

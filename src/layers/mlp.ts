@@ -1,6 +1,7 @@
 import type { Kernels } from "../kernels/catalog.ts"
 import type { ModelConfig } from "../model/config.ts"
 import { applyLinear, loadColumnParallel, loadRowParallel, type Linear } from "./linear.ts"
+import type { PreNorm } from "./preNorm.ts"
 import type { TpShard, WeightLoader } from "./shard.ts"
 
 /** The gated MLP: gate and up fused column-parallel, down row-parallel. */
@@ -26,9 +27,12 @@ export const loadMlp = (loader: WeightLoader, config: ModelConfig, prefix: strin
   }
 }
 
-/** out = down(silu(gate(x)) * up(x)) */
-export const mlp = (kernels: Kernels, w: MlpWeights, gateUp: number, activation: number, tokens: number, input: number, out: number): void => {
+/** out = down(silu(gate(x)) * up(x)) of the pre-norm's rows x: the norm, gate and up and the activation one kernel at decode sizes */
+export const mlp = (kernels: Kernels, w: MlpWeights, gateUp: number, activation: number, tokens: number, input: PreNorm, out: number): void => {
   const intermediate = w.down.inFeatures
-  kernels.gate_up_silu(activation, gateUp, input, w.gateUp.weight, tokens, intermediate, w.gateUp.inFeatures)
+  kernels.add_rmsnorm_gate_up_silu(
+    activation, gateUp, input.normed, input.residualOut, input.residualIn, input.pending, input.weight, w.gateUp.weight,
+    input.eps, input.accumulate, tokens, intermediate, w.gateUp.inFeatures
+  )
   applyLinear(kernels, out, activation, tokens, w.down)
 }

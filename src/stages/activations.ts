@@ -10,11 +10,13 @@ export interface StepInput {
 
 /**
  * The residual stream after a stage: `workspace.x` holds the stage's output, still to be added
- * to `workspace.residual` (the next norm adds it); right after the embedding the residual is
- * not started yet (`residualStarted` false) and x holds the embeddings.
+ * to the running sum in `residual` (one of the workspace's two residual buffers; the next norm
+ * adds it, and writes the sum to the other); right after the embedding the residual is not
+ * started yet (`residualStarted` false) and x holds the embeddings.
  */
 export interface Hidden extends StepInput {
   readonly residualStarted: boolean
+  readonly residual: number
 }
 
 /** Final-normed hidden states of the rows to sample, `workspace.rowsNormed` `[R, H]`. */

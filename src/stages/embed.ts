@@ -18,7 +18,7 @@ export const embed = (table: VocabShard, hidden: number) =>
       const T = plan.tokenIds.length
       kernels.embedding(workspace.x, workspace.tokenIds, table.weight, T, hidden, table.vocabStart, table.vocabEnd)
       yield* communicator.allReduceSum(workspace.x, T * hidden)
-      const out: Hidden = { plan, workspace, residualStarted: false }
+      const out: Hidden = { plan, workspace, residualStarted: false, residual: workspace.residual }
       return out
     })
   )

@@ -16,7 +16,7 @@ export const finalNorm = (weight: number, hidden: number, normEps: number) =>
       const ws = h.workspace
       const T = h.plan.tokenIds.length
       const R = h.plan.sampleRows.length
-      kernels.add_rmsnorm(ws.normed, ws.residual, ws.x, weight, T, hidden, normEps, h.residualStarted ? 1 : 0)
+      kernels.add_rmsnorm(ws.normed, h.residual, h.residual, ws.x, weight, T, hidden, normEps, h.residualStarted ? 1 : 0)
       kernels.gather_rows(ws.rowsNormed, ws.normed, ws.sampleRows, R, hidden)
       return { plan: h.plan, workspace: ws, rows: R } satisfies SampleRows
     })

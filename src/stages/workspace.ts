@@ -31,8 +31,12 @@ export class Workspace {
   readonly queryToSeq: number
   readonly blockTables: number
   readonly sampleRows: number
-  /** running sum of the residual stream [T, H], f32 on every provider */
+  /**
+   * the running sum of the residual stream [T, H], f32 on every provider, in two buffers: a
+   * layer's norms read one and write the other (see `otherResidual`)
+   */
   readonly residual: number
+  readonly residualSpare: number
   /** a layer's output not yet added into the residual [T, H] */
   readonly x: number
   readonly normed: number
@@ -68,6 +72,7 @@ export class Workspace {
     this.blockTables = i(S * limits.maxBlocksPerSeq)
     this.sampleRows = i(S)
     this.residual = this.take(T * dims.hidden * 4)
+    this.residualSpare = this.take(T * dims.hidden * 4)
     this.x = f(T * dims.hidden)
     this.normed = f(T * dims.hidden)
     this.qkv = f(T * (dims.heads + 2 * dims.kvHeads) * dims.headDim)
@@ -80,6 +85,11 @@ export class Workspace {
     this.hostLogits = new Float32Array(S * dims.fullVocab)
     this.argmax = i(S)
     this.hostArgmax = new Int32Array(S)
+  }
+
+  /** the residual buffer that is not `residual` */
+  otherResidual(residual: number): number {
+    return residual === this.residual ? this.residualSpare : this.residual
   }
 
   private take(bytes: number): number {

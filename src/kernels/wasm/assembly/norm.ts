@@ -12,10 +12,14 @@ export function rmsnorm(out: usize, x: usize, w: usize, T: i32, H: i32, eps: f32
   }
 }
 
-/** residual[t] = (accumulate ? residual[t] : 0) + x[t]; out[t] = rmsnorm(residual[t]) * w; out may alias x */
+/**
+ * residualOut[t] = (accumulate ? residualIn[t] : 0) + x[t]; out[t] = rmsnorm(residualOut[t]) * w; out may alias
+ * x, residualOut residualIn
+ */
 export function add_rmsnorm(
   out: usize,
-  residual: usize,
+  residualOut: usize,
+  residualIn: usize,
   x: usize,
   w: usize,
   T: i32,
@@ -28,7 +32,8 @@ export function add_rmsnorm(
   const rowBytes = <usize>H << 2
   const bytes4 = <usize>(H & ~3) << 2
   for (let t = begin; t < end; t++) {
-    const r = residual + <usize>t * rowBytes
+    const r = residualOut + <usize>t * rowBytes
+    const rIn = residualIn + <usize>t * rowBytes
     const xr = x + <usize>t * rowBytes
     // one pass: the new residual is stored and squared while it is in registers; a residual not
     // started yet is read as zeros (adding them keeps x's bits, -0 aside)
@@ -36,13 +41,13 @@ export function add_rmsnorm(
     let acc = f32x4.splat(0)
     let i: usize = 0
     for (; i < bytes4; i += 16) {
-      const v = f32x4.add(v128.and(v128.load(r + i), keep), v128.load(xr + i))
+      const v = f32x4.add(v128.and(v128.load(rIn + i), keep), v128.load(xr + i))
       v128.store(r + i, v)
       acc = f32x4.add(acc, f32x4.mul(v, v))
     }
     let sum = fold(acc)
     for (; i < rowBytes; i += 4) {
-      const v = (accumulate != 0 ? load<f32>(r + i) : <f32>0) + load<f32>(xr + i)
+      const v = (accumulate != 0 ? load<f32>(rIn + i) : <f32>0) + load<f32>(xr + i)
       store<f32>(r + i, v)
       sum += v * v
     }
