@@ -8,10 +8,14 @@
  *   - copies, lookups, kv_write and argmax: exact (argmax's ties included: bf16 logits tie
  *     often, and both take the first index);
  *   - a composite kernel, also against its own sequence of kernels on the GPU: exact (a fused
- *     kernel must give what the sequence gives). Against the CPU its rms term is 2^-7, not 1e-3:
- *     the GPU rounds the intermediate (the projection) to bf16 where the CPU keeps f32, and
- *     rope's turn or the activation can make a small output of large intermediates, so that
- *     rounding shows in proportion to the intermediates' size (about the outputs' rms);
+ *     kernel must give what the sequence gives), except where the fused kernel rounds elsewhere
+ *     (a norm made by the projection after it). Against the CPU its rms term is 2^-5, not 1e-3,
+ *     and its normwise error at most 2^-7: the GPU rounds the intermediates (the normed input,
+ *     the projection) to bf16 where the CPU keeps f32, and rope's turn or the activation can
+ *     make a small output of large intermediates, so that rounding shows in proportion to the
+ *     intermediates' size; and a cache's rms is mostly that of the slots the step leaves alone
+ *     (smaller than the projection's outputs). The normwise bound (about 2x the errors seen on
+ *     H200) is what catches a wrong row or a missed add;
  *   - everything else: |gpu - c| <= 2^-7 |c| + 1e-3 rms(c). One bf16 rounding of the stored
  *     output is 2^-9 relative, and 2^-7 leaves a factor 4 over it (add_rmsnorm's residual is
  *     f32 on both). The 1e-3 rms term covers elements near zero,
@@ -56,6 +60,8 @@ export interface KernelCase {
    * the sequence (a norm made as the projection's input is staged); unset: bit for bit
    */
   readonly sequenceRmsTolerance?: number
+  /** the most normwise error that passes (default: unbounded; the elementwise bound decides) */
+  readonly normwiseTolerance?: number
 }
 
 export interface KernelResult {
@@ -180,6 +186,9 @@ const matmulCase = ([M, N, K]: [number, number, number]): KernelCase => ({
   outputs: ["out"]
 })
 
+/** a composite's bounds against the CPU (see the top of this file) */
+const compositeTolerance = { rmsTolerance: 2 ** -5, normwiseTolerance: 2 ** -7 } as const
+
 /** a fused qkv buffer [T, (Hq + 2 Hkv) D], as the attention layer lays it out */
 const qkvOf = (T: number, Hq: number, Hkv: number, D: number) => ({ stride: (Hq + 2 * Hkv) * D, buffer: floats(T * (Hq + 2 * Hkv) * D, -2, 2) })
 
@@ -293,7 +302,7 @@ const qkvRopeCase = ([T, K, Hq, Hkv, D]: [number, number, number, number, number
     args: (at) => [at("qkv"), at("x"), at("w"), at("kCache"), at("vCache"), at("positions"), at("invFreq"), at("slots"), T, K, Hq, Hkv, D],
     outputs: ["qkv", "kCache", "vCache"],
     againstSequence: true,
-    rmsTolerance: 2 ** -7
+    ...compositeTolerance
   }
 }
 
@@ -305,7 +314,7 @@ const gateUpSiluCase = ([T, I, K]: [number, number, number]): KernelCase => ({
   args: (at) => [at("out"), at("gateUp"), at("x"), at("w"), T, I, K],
   outputs: ["out"],
   againstSequence: true,
-  rmsTolerance: 2 ** -7
+  ...compositeTolerance
 })
 
 /**
@@ -339,8 +348,8 @@ const normQkvRopeCase = ([T, K, Hq, Hkv, D, inPlace, accumulate]: [number, numbe
     ],
     outputs: ["qkv", "kCache", "vCache", inPlace ? "residualIn" : "residualOut"],
     againstSequence: true,
-    rmsTolerance: 2 ** -7,
-    sequenceRmsTolerance: 2 ** -7
+    ...compositeTolerance,
+    sequenceRmsTolerance: compositeTolerance.rmsTolerance
   }
 }
 
@@ -351,8 +360,8 @@ const normGateUpCase = ([T, I, K, inPlace, accumulate]: [number, number, number,
   args: (at) => [at("out"), at("gateUp"), ...normedArgs(at, inPlace), at("w"), 1e-5, accumulate, T, I, K],
   outputs: ["out", inPlace ? "residualIn" : "residualOut"],
   againstSequence: true,
-  rmsTolerance: 2 ** -7,
-  sequenceRmsTolerance: 2 ** -7
+  ...compositeTolerance,
+  sequenceRmsTolerance: compositeTolerance.rmsTolerance
 })
 
 export const kernelCases = (): KernelCase[] => [
@@ -475,17 +484,21 @@ export const compare = (c: KernelCase, output: string, gpu: Values, cpu: Values)
       if (!c.exact) worst = Math.max(worst, diff / bound)
     } else worst = Number.POSITIVE_INFINITY
   }
+  const normwise = sumSq > 0 ? Math.sqrt(diffSq / sumSq) : Math.sqrt(diffSq)
+  const normwiseOk = c.exact || c.normwiseTolerance === undefined || normwise <= c.normwiseTolerance
   return {
     kernel: c.kernel,
     case: c.label,
     output,
     elements: cpu.length,
     worstOfBound: worst,
-    normwise: sumSq > 0 ? Math.sqrt(diffSq / sumSq) : Math.sqrt(diffSq),
+    normwise,
     maxAbs,
     mismatches,
-    pass: mismatches === 0,
-    ...(firstBad >= 0 ? { note: `element ${firstBad}: gpu ${gpu[firstBad]} vs cpu ${cpu[firstBad]}` } : {})
+    pass: mismatches === 0 && normwiseOk,
+    ...(firstBad >= 0
+      ? { note: `element ${firstBad}: gpu ${gpu[firstBad]} vs cpu ${cpu[firstBad]}` }
+      : normwiseOk ? {} : { note: `normwise error over ${c.normwiseTolerance}` })
   }
 }
 

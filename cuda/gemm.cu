@@ -110,7 +110,10 @@ bool fuses(const tsr_context* ctx, int T) { return ctx->fused_gemv && ctx->gemv_
 std::optional<tsr::gemv::NormedResidualInput> normed_input(const tsr_context* ctx, int T, float* residualOut, const float* residualIn,
                                                            const tsr_bf16* x, const tsr_bf16* normWeight, int K, float eps, int accumulate) {
   const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  if (!fuses(ctx, T) || !ctx->fused_norms || residualOut == residualIn || K % tsr::gemv::kChunk != 0) return std::nullopt;
+  // past one pass of kNormPassRows rows the staging waits out L2 once a pass (batch 8: +2.1% a step on H200)
+  if (!fuses(ctx, T) || !ctx->fused_norms || T > tsr::gemv::kNormPassRows || residualOut == residualIn || K % tsr::gemv::kChunk != 0) {
+    return std::nullopt;
+  }
   if (!aligned(residualOut) || !aligned(residualIn) || !aligned(x) || !aligned(normWeight)) return std::nullopt;
   return tsr::gemv::NormedResidualInput{residualIn, residualOut, x, normWeight, eps, accumulate};
 }
