@@ -104,14 +104,13 @@ namespace {
 bool fuses(const tsr_context* ctx, int T) { return ctx->fused_gemv && ctx->gemv_bulk && T <= kGemvCrossoverRows; }
 
 // Where a projection's GEMV also makes the add_rmsnorm before it (gemv::NormedResidualInput): fusion
-// and norm fusion on, a residual stream written to another buffer than it is read from (the
-// kernel's blocks read all of residualIn while each writes its share of residualOut), and 16-byte
-// aligned rows; returns the input, or nullopt for the two kernels
+// and norm fusion on, up to kNormedRows rows, a residual stream written to another buffer than it
+// is read from (the kernel's blocks read all of residualIn while each writes its share of
+// residualOut), and 16-byte aligned rows; returns the input, or nullopt for the two kernels
 std::optional<tsr::gemv::NormedResidualInput> normed_input(const tsr_context* ctx, int T, float* residualOut, const float* residualIn,
                                                            const tsr_bf16* x, const tsr_bf16* normWeight, int K, float eps, int accumulate) {
   const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  // past one pass of kNormPassRows rows the staging waits out L2 once a pass (batch 8: +2.1% a step on H200)
-  if (!fuses(ctx, T) || !ctx->fused_norms || T > tsr::gemv::kNormPassRows || residualOut == residualIn || K % tsr::gemv::kChunk != 0) {
+  if (!fuses(ctx, T) || !ctx->fused_norms || T > tsr::gemv::kNormedRows || residualOut == residualIn || K % tsr::gemv::kChunk != 0) {
     return std::nullopt;
   }
   if (!aligned(residualOut) || !aligned(residualIn) || !aligned(x) || !aligned(normWeight)) return std::nullopt;
