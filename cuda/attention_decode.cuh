@@ -46,16 +46,30 @@ struct Splits {
 };
 
 // Row (t, h) merged from its splits: out = sum_s acc_s 2^(max_s - M) / sum_s sum_s 2^(max_s - M),
-// by one warp. Lane s reads split s's statistics (splits <= kMaxSplits <= 32), so they come in one
-// round trip rather than one after another; the sums then run in split order over registers
-// (shuffles), and a dimension's partials are all loaded before they are added: the same
-// arithmetic, in the same order, as a walk over the splits. At batch 1 a layer's 16 splits would
-// otherwise cost a chain of L2 round trips per loop.
+// by one warp. Lane s reads split s's statistics (splits <= kMaxSplits <= 32), and every lane its
+// 4 dimensions of every split's partial row, all in one round trip (where D % 4 == 0, D <= 128:
+// one pass; otherwise a pass a 128 dimensions, or a scalar pass); the sums then run in split order
+// over registers (shuffles): the same arithmetic, in the same order, as a walk over the splits. At
+// batch 1 a layer's 16 splits would otherwise cost a chain of L2 round trips.
 static_assert(kMaxSplits <= 32, "merge_row: a lane per split");
 __device__ __forceinline__ void merge_row(bf16* out, const Splits& splits, int T, int Hq, int D, int t, int h, int lane) {
   const int n = splits.count;
   const size_t row = ((size_t)t * Hq + h) * n;
   const float* stats = splits.stats(T, Hq, D) + 2 * row;
+  const bool vector = D % 4 == 0;
+  // the first pass's partials, loaded with the statistics
+  float4 value[kMaxSplits];
+  const int d_first = vector ? 4 * lane : lane;
+  const auto load_pass = [&](int d0) {
+#pragma unroll
+    for (int s = 0; s < kMaxSplits; ++s) {
+      const float* p = splits.part + (row + s) * D + d0;
+      if (s >= n || d0 >= D) value[s] = make_float4(0.f, 0.f, 0.f, 0.f);
+      else if (vector) value[s] = *reinterpret_cast<const float4*>(p);
+      else value[s] = make_float4(*p, 0.f, 0.f, 0.f);
+    }
+  };
+  load_pass(d_first);
   const float split_max = lane < n ? stats[2 * lane] : -kInfinity;
   const float split_sum = lane < n ? stats[2 * lane + 1] : 0.f;
   float m = -kInfinity;
@@ -65,17 +79,36 @@ __device__ __forceinline__ void merge_row(bf16* out, const Splits& splits, int T
   float total = 0.f;
   for (int s = 0; s < n; ++s) total += __shfl_sync(0xffffffffu, split_sum * weight, s);
   const float inv = total > 0.f ? 1.f / total : 0.f;
-  for (int d = lane; d < D; d += 32) {
-    float value[kMaxSplits];
+  // every split's weight, and whether it saw a key, in every lane: taken by the whole warp here,
+  // since a lane past D's last pass leaves the loop below
+  float split_weight[kMaxSplits];
+  bool split_seen[kMaxSplits];
 #pragma unroll
-    for (int s = 0; s < kMaxSplits; ++s) value[s] = s < n ? splits.part[(row + s) * D + d] : 0.f;
-    float acc = 0.f;
+  for (int s = 0; s < kMaxSplits; ++s) {
+    split_weight[s] = __shfl_sync(0xffffffffu, weight, s);
+    split_seen[s] = s < n && __shfl_sync(0xffffffffu, split_sum, s) > 0.f;
+  }
+  const int step = vector ? 128 : 32;
+  for (int d0 = d_first; d0 < D; d0 += step) {
+    if (d0 != d_first) load_pass(d0);
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll
     for (int s = 0; s < kMaxSplits; ++s) {
-      const float w = __shfl_sync(0xffffffffu, weight, s);
-      if (s < n && __shfl_sync(0xffffffffu, split_sum, s) > 0.f) acc += value[s] * w;
+      if (split_seen[s]) {
+        const float w = split_weight[s];
+        acc.x += value[s].x * w;
+        acc.y += value[s].y * w;
+        acc.z += value[s].z * w;
+        acc.w += value[s].w * w;
+      }
     }
-    out[((size_t)t * Hq + h) * D + d] = round_bf16(acc * inv);
+    bf16* o = out + ((size_t)t * Hq + h) * D + d0;
+    o[0] = round_bf16(acc.x * inv);
+    if (vector) {
+      o[1] = round_bf16(acc.y * inv);
+      o[2] = round_bf16(acc.z * inv);
+      o[3] = round_bf16(acc.w * inv);
+    }
   }
 }
 
