@@ -27,9 +27,11 @@ __device__ __forceinline__ T warp_sum(T v) {
   return v;
 }
 
-__device__ __forceinline__ float warp_max(float v) {
+// Max over the warp, NaNs dropped (fmax), float or double
+template <typename T>
+__device__ __forceinline__ T warp_max(T v) {
 #pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(kFullWarp, v, offset));
+  for (int offset = 16; offset > 0; offset >>= 1) v = fmax(v, __shfl_xor_sync(kFullWarp, v, offset));
   return v;
 }
 

@@ -99,6 +99,12 @@ inline bool qkv_rope_fuses(const bf16* x, const bf16* w, int M, int K, int D, si
   return D % gemv::kRowsPerBlock == 0 && gemv_bulk_applies(x, w, M, K, (size_t)M * (D / 2) * sizeof(float2) + input_bytes);
 }
 
+// Where gate_up_silu's fused kernel runs: the bulk GEMV's conditions (with `input_bytes` the input
+// needs beside x), and whole 8-row blocks of gate rows (SiluRows)
+inline bool gate_up_fuses(const bf16* x, const bf16* w, int M, int I, int K, size_t input_bytes = 0) {
+  return I > 0 && I % 8 == 0 && gemv_bulk_applies(x, w, M, K, input_bytes);
+}
+
 // Input: gemv::PlainInput (x as it is) or gemv::NormedResidualInput (the norm made as x is staged)
 template <class Input>
 cudaError_t qkv_rope_kv_write(bf16* qkv, Input input, const bf16* w, bf16* k_cache, bf16* v_cache, const int* positions,

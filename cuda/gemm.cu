@@ -106,14 +106,13 @@ bool fuses(const tsr_context* ctx, int T) { return ctx->fused_gemv && ctx->gemv_
 // Where a projection's GEMV also makes the add_rmsnorm before it (gemv::NormedResidualInput): fusion
 // and norm fusion on, up to kNormedRows rows, a residual stream written to another buffer than it
 // is read from (the kernel's blocks read all of residualIn while each writes its share of
-// residualOut), and 16-byte aligned rows; returns the input, or nullopt for the two kernels
+// residualOut), and 16-byte aligned residual and norm weight rows (x's alignment and K % 8 are the
+// bulk GEMV's own conditions, checked with them); returns the input, or nullopt for the two kernels
 std::optional<tsr::gemv::NormedResidualInput> normed_input(const tsr_context* ctx, int T, float* residualOut, const float* residualIn,
-                                                           const tsr_bf16* x, const tsr_bf16* normWeight, int K, float eps, int accumulate) {
+                                                           const tsr_bf16* x, const tsr_bf16* normWeight, float eps, int accumulate) {
   const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  if (!fuses(ctx, T) || !ctx->fused_norms || T > tsr::gemv::kNormedRows || residualOut == residualIn || K % tsr::gemv::kChunk != 0) {
-    return std::nullopt;
-  }
-  if (!aligned(residualOut) || !aligned(residualIn) || !aligned(x) || !aligned(normWeight)) return std::nullopt;
+  if (!fuses(ctx, T) || !ctx->fused_norms || T > tsr::gemv::kNormedRows || residualOut == residualIn) return std::nullopt;
+  if (!aligned(residualOut) || !aligned(residualIn) || !aligned(normWeight)) return std::nullopt;
   return tsr::gemv::NormedResidualInput{residualIn, residualOut, x, normWeight, eps, accumulate};
 }
 
@@ -144,7 +143,7 @@ extern "C" int tsr_gate_up_silu(tsr_context* ctx, tsr_bf16* out, tsr_bf16* gateU
   TSR_REQUIRE(T >= 0 && I >= 0 && K >= 0, "gate_up_silu: T=%d I=%d K=%d", T, I, K);
   if (T == 0 || I == 0) return TSR_OK;
   // decode sizes, where the bulk GEMV would take the projection: one kernel, gateUp not written
-  if (fuses(ctx, T) && I % 8 == 0 && tsr::gemv_bulk_applies(x, w, T, K)) {
+  if (fuses(ctx, T) && tsr::gate_up_fuses(x, w, T, I, K)) {
     return check(tsr::gate_up_silu(out, tsr::gemv::PlainInput{x}, w, T, I, K, tsr::gemv_launch(ctx)), "gate_up_silu");
   }
   if (int status = tsr_matmul(ctx, gateUp, x, w, T, 2 * I, K)) return status;
@@ -160,7 +159,7 @@ extern "C" int tsr_add_rmsnorm_qkv_rope_kv_write(tsr_context* ctx, tsr_bf16* qkv
               "add_rmsnorm_qkv_rope_kv_write: T=%d K=%d Hq=%d Hkv=%d D=%d (D even, at most 8192)", T, K, Hq, Hkv, D);
   if (T == 0) return TSR_OK;
   // decode sizes: one kernel makes the norm as it stages x, then the projection, rope and the cache write
-  if (const auto input = normed_input(ctx, T, residualOut, residualIn, x, normWeight, K, eps, accumulate);
+  if (const auto input = normed_input(ctx, T, residualOut, residualIn, x, normWeight, eps, accumulate);
       input && tsr::qkv_rope_fuses(x, w, T, K, D, input->shared_bytes(K))) {
     return check(tsr::qkv_rope_kv_write(qkv, *input, w, kCache, vCache, positions, invFreq, slots, T, K, Hq, Hkv, D, tsr::gemv_launch(ctx)),
                  "add_rmsnorm_qkv_rope_kv_write");
@@ -176,8 +175,8 @@ extern "C" int tsr_add_rmsnorm_gate_up_silu(tsr_context* ctx, tsr_bf16* out, tsr
   TSR_REQUIRE(T >= 0 && I >= 0 && K > 0, "add_rmsnorm_gate_up_silu: T=%d I=%d K=%d", T, I, K);
   if (T == 0) return TSR_OK;
   // decode sizes: one kernel makes the norm as it stages x, then the projection and the activation
-  if (const auto input = normed_input(ctx, T, residualOut, residualIn, x, normWeight, K, eps, accumulate);
-      input && I > 0 && I % 8 == 0 && tsr::gemv_bulk_applies(x, w, T, K, input->shared_bytes(K))) {
+  if (const auto input = normed_input(ctx, T, residualOut, residualIn, x, normWeight, eps, accumulate);
+      input && tsr::gate_up_fuses(x, w, T, I, K, input->shared_bytes(K))) {
     return check(tsr::gate_up_silu(out, *input, w, T, I, K, tsr::gemv_launch(ctx)), "add_rmsnorm_gate_up_silu");
   }
   if (int status = tsr_add_rmsnorm(ctx, normed, residualOut, residualIn, x, normWeight, T, K, eps, accumulate)) return status;

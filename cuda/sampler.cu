@@ -11,6 +11,7 @@
 // about 1e-16 (relative) of a boundary.
 #include <cstdint>
 
+#include "common.cuh"
 #include "context.cuh"
 #include "sampler.h"
 
@@ -330,8 +331,7 @@ __global__ void __launch_bounds__(kPartThreads) sample_parts_max_kernel(const Lo
   }
   double top = -__builtin_huge_val();
   for (int i = begin + lane; i < end; i += kPartThreads) top = fmax(top, w[i]);
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) top = fmax(top, __shfl_xor_sync(0xffffffffu, top, offset));
+  top = tsr::warp_max(top);
   if (lane == 0) part_max[row * kParts + part] = top;
 }
 
@@ -366,8 +366,7 @@ __global__ void __launch_bounds__(kPartThreads) sample_parts_exp_kernel(int V, c
     kept += e > 0 && e >= minP ? 1 : 0;
   }
   chunk_sums[(size_t)row * kThreads + t] = sum;
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) kept += __shfl_xor_sync(0xffffffffu, kept, offset);
+  kept = tsr::warp_sum(kept);
   if (lane == 0) part_kept[row * kParts + part] = kept;
 }
 
