@@ -155,6 +155,19 @@ const rowCases = ([T, H]: [number, number]): KernelCase[] => [
     exact: true
   },
   {
+    kernel: "take_tokens",
+    label: "T=300: ids from the step before's argmax, its draw, or kept",
+    buffers: {
+      ids: randomInts(300, 0, 1000),
+      from: ints(Array.from({ length: 300 }, (_, t) => (t % 3 === 0 ? -1 : t % 3 === 1 ? (t * 7) % 64 : -2 - ((t * 5) % 64)))),
+      argmax: randomInts(64, 1000, 2000),
+      drawn: randomInts(64, 2000, 3000)
+    },
+    args: (at) => [at("ids"), at("from"), at("argmax"), at("drawn"), 300],
+    outputs: ["ids"],
+    exact: true
+  },
+  {
     kernel: "gather_rows",
     label: `R=3 of T=${T}, H=${H}`,
     buffers: { out: outputOf(3 * H), x: floats(T * H), indices: ints([T - 1, 0, Math.floor(T / 2)]) },

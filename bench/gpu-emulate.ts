@@ -15,7 +15,7 @@ import { createWasmProvider } from "../src/kernels/wasm/provider.ts"
 import { cudaDecodeRunner, type DecodeMode } from "../src/kernels/cuda/decodeRunner.ts"
 import { checkModel, fixtureNames, fixturesDir } from "./gpu-check-models.ts"
 import { loadModelExecutor } from "../src/engine/modelExecutor.ts"
-import { logitsOf } from "../src/engine/executor.ts"
+import { logitsOf, type ExecutorError, type StepOutput } from "../src/engine/executor.ts"
 import { contiguousPlan } from "../src/engine/contiguousPlan.ts"
 import { join } from "node:path"
 
@@ -23,7 +23,12 @@ const wasm = await createWasmProvider({ threads: 1 })
 let capturing: Array<() => void> | null = null
 const graphs = new Map<number, Array<() => void>>()
 let nextGraph = 1
-const run = (op: () => void) => (capturing ? capturing.push(op) : op())
+// The stream: every kernel and asynchronous copy waits here until the host waits for the device
+// (an event query, a synchronize, a blocking read), as on a GPU still busy with the steps before.
+// A pinned array rewritten before the copy that reads it has run shows as a wrong result.
+const stream: Array<() => void> = []
+const drain = () => stream.splice(0).forEach((op) => op())
+const run = (op: () => void) => (capturing ? capturing.push(op) : stream.push(op))
 const pinned = new Map<number, ArrayBuffer>()
 let nextPinned = 2 ** 40
 const find = (p: number): [ArrayBuffer, number] => {
@@ -36,8 +41,9 @@ const memory: any = {
   floatBytes: wasm.memory.floatBytes,
   alloc: (b: number) => wasm.memory.alloc(b),
   free: (p: number) => wasm.memory.free(p),
-  write: (p: number, s: any, d: any) => { if (capturing) throw new Error("write during capture"); base.write(p, s, d) },
-  read(p: number, d: any, t: any) { if (this.readInterceptor?.(p, d, t)) return; if (capturing) throw new Error("read during capture"); base.read(p, d, t) },
+  // from pageable memory: the source is taken at the call, the copy runs in stream order
+  write: (p: number, s: any, d: any) => { if (capturing) throw new Error("write during capture"); const copy = s.slice(); stream.push(() => base.write(p, copy, d)) },
+  read(p: number, d: any, t: any) { if (this.readInterceptor?.(p, d, t)) return; if (capturing) throw new Error("read during capture"); drain(); base.read(p, d, t) },
   get usedBytes() { return wasm.memory.usedBytes },
   readInterceptor: undefined,
   allocPinned: (bytes: number) => { const ptr = nextPinned; nextPinned += 2 ** 32; const buffer = new ArrayBuffer(bytes); pinned.set(ptr, buffer); return { ptr, buffer } },
@@ -47,10 +53,10 @@ const memory: any = {
   readBytesAsync: (dst: number, ptr: number, bytes: number) => { const [buf, off] = find(dst); run(() => wasm.memory.read(ptr, new Int32Array(buf, off, bytes / 4))) }
 }
 const fake: any = {
-  name: "cuda", kernels, memory, parallelism: 1, device: "emulated", close: () => {}, synchronize: () => {},
-  graphs: { begin: () => { capturing = [] }, end: () => { const id = nextGraph++; graphs.set(id, capturing!); capturing = null; return id }, launch: (g: number) => graphs.get(g)!.forEach((op) => op()), destroy: (g: number) => graphs.delete(g) },
-  // the stand-in runs every call as it is made: each event is reached at once
-  events: { create: () => 1, record: () => {}, elapsed: () => 0, query: () => true, destroy: () => {} }
+  name: "cuda", kernels, memory, parallelism: 1, device: "emulated", close: drain, synchronize: drain,
+  graphs: { begin: () => { capturing = [] }, end: () => { const id = nextGraph++; graphs.set(id, capturing!); capturing = null; return id }, launch: (g: number) => stream.push(...graphs.get(g)!), destroy: (g: number) => graphs.delete(g) },
+  // an event is reached once the host waits for it, and with it everything before
+  events: { create: () => 1, record: () => {}, elapsed: () => 0, query: () => (drain(), true), destroy: () => {} }
 }
 let ok = true
 for (const mode of ["eager", "pinned", "graphs"] as DecodeMode[]) {
@@ -84,6 +90,39 @@ for (const mode of ["eager", "graphs"] as DecodeMode[]) {
   ids.push(gotIds)
   await Effect.runPromise(ex.close())
 }
+// 3 sequences fed their own argmax: step after step with the ids from the host (eager), against
+// graphs with each step launched before the one before is read, its ids taken on the device
+// (previousTokens, take_tokens) and two steps in flight, each staged through its own slot
+const greedy: number[][][] = []
+for (const ahead of [false, true]) {
+  const ex = await loadModelExecutor(dir, { provider: fake, maxNumSeqs: 4, maxModelLen: 256, stepRunner: cudaDecodeRunner(fake, ahead ? "graphs" : "eager") })
+  const prompts = [[4, 8, 15], [16, 23, 42, 4, 8], [15]]
+  const first = await Effect.runPromise(ex.execute(contiguousPlan(prompts, [0, 0, 0], 16, 4)))
+  let last = Array.from(first.argmax)
+  const got: number[][] = []
+  let pending: Effect.Effect<StepOutput, ExecutorError> | undefined
+  for (let step = 0; step < 12; step++) {
+    const computed = prompts.map((p) => p.length + step)
+    if (!ahead) {
+      const out = await Effect.runPromise(ex.execute({ ...contiguousPlan(last.map((t) => [t]), computed, 16, 4), hostLogits: false }))
+      last = Array.from(out.argmax)
+      got.push(last)
+      continue
+    }
+    const ids = step === 0 ? last : [0, 0, 0]
+    const plan = { ...contiguousPlan(ids.map((t) => [t]), computed, 16, 4), hostLogits: false, ...(step > 0 && { previousTokens: Int32Array.of(0, 1, 2) }) }
+    const wait = await Effect.runPromise(ex.launch!(plan))
+    if (pending) got.push(Array.from((await Effect.runPromise(pending)).argmax))
+    pending = wait
+  }
+  if (pending) got.push(Array.from((await Effect.runPromise(pending)).argmax))
+  greedy.push(got)
+  await Effect.runPromise(ex.close())
+}
+const sameGreedy = JSON.stringify(greedy[0]) === JSON.stringify(greedy[1])
+console.log("greedy, ids from the host step after step vs taken on the device two steps in flight:", sameGreedy, greedy[0].length, greedy[1].length)
+ok &&= sameGreedy && greedy[1].length === 12
+
 let maxDiff = 0
 outs[0].forEach((a, i) => a?.forEach((v, j) => (maxDiff = Math.max(maxDiff, Math.abs(v - (outs[1][i]?.[j] ?? v))))))
 const sameIds = ids[0].every((a, i) => a.join() === ids[1][i].join())

@@ -32,6 +32,21 @@ import json, sys
 a, b = (json.load(open(p))["output_ids"] for p in sys.argv[1:3])
 print(f"sampled (seed 7, temperature 0.8, top-p 0.95): {len(a)} ids, the two runs {'equal' if a == b else 'DIFFER'}")
 PY
+# asynchronous scheduling (on by default on the GPU: each step launched before the one before is
+# read, its ids taken on the device) against step after step: the same ids, greedy and seeded
+for mode in true false; do
+  bun $dist/generate.js --device cuda --model "$dir" --prompt "Once upon a time" --max-tokens 40 --temperature 0 --ignore-eos --json \
+    --async-scheduling $mode > "$out/async-greedy-$mode.json" 2> "$out/async-greedy-$mode.err"
+  bun $dist/generate.js --device cuda --model "$dir" --prompt "Once upon a time" --max-tokens 40 --temperature 0.8 --top-k 40 --seed 11 --ignore-eos --json \
+    --async-scheduling $mode > "$out/async-sampled-$mode.json" 2> "$out/async-sampled-$mode.err"
+done
+python3 - "$out" <<'PY'
+import json, sys
+ids = lambda name: json.load(open(f"{sys.argv[1]}/{name}.json"))["output_ids"]
+for kind in ("greedy", "sampled"):
+    a, b = ids(f"async-{kind}-true"), ids(f"async-{kind}-false")
+    print(f"asynchronous scheduling, {kind}: {len(a)} ids, {'equal' if a == b else 'DIFFER'} to step after step")
+PY
 bun $dist/serve.js --device cuda --model test/fixtures/models/qwen3 --port 18600 > "$out/serve.log" 2>&1 &
 for _ in $(seq 1 120); do curl -sf localhost:18600/ready > /dev/null && break; sleep 0.5; done
 curl -s localhost:18600/v1/completions -H 'content-type: application/json' \

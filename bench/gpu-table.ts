@@ -9,6 +9,8 @@ export interface GpuBench {
   readonly commit: string
   readonly date: string
   readonly decodeSplit?: boolean
+  /** whether each decode step was launched before the one before was read (absent in older records: it was not) */
+  readonly asyncScheduling?: boolean
   readonly command: string
   readonly model: { readonly shape: string; readonly config: unknown; readonly weights: string; readonly weightBytesPerDecodeStep: number; readonly kvBytesPerToken: number; readonly loadSeconds: number }
   readonly correctness: ReadonlyArray<{ fixture: string; mode: string; pass: boolean; detail: string }>
@@ -49,7 +51,7 @@ export const printTable = (r: GpuBench): void => {
   const floorMs = (b: number) =>
     Math.max((r.model.weightBytesPerDecodeStep + b * context * r.model.kvBytesPerToken) / readBw, (b * r.model.weightBytesPerDecodeStep) / gemm) * 1e3
 
-  console.log(`\n${r.model.shape} shape, bf16, ${r.model.weights}; ${r.device}; commit ${r.commit}; flash-decoding ${r.decodeSplit === false ? "off" : "on"}`)
+  console.log(`\n${r.model.shape} shape, bf16, ${r.model.weights}; ${r.device}; commit ${r.commit}; flash-decoding ${r.decodeSplit === false ? "off" : "on"}; decode steps ${r.asyncScheduling ? "launched before the step before is read (asynchronous scheduling)" : "launched once the step before is read"}`)
   console.log(
     `ceilings: read ${(readBw / 1e12).toFixed(2)} TB/s (${roofline.read_GBps_sum ? "roofline.py sum" : "our copy"}), ` +
       `bf16 GEMM ${(gemm / 1e12).toFixed(0)} TFLOP/s (${roofline.bf16_gemm_TFLOPs ? "roofline.py" : "our cuBLAS"}); ` +

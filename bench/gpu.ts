@@ -14,7 +14,8 @@
  *   bun bench/gpu.ts [--out DIR] [--peers DIR] [--hf-modes eager,static] [--hf-batch 1,64]
  *                    [--hf-timeout S | --hf-deadline EPOCH_S] [--batches 1,16,64,256] [--modes graphs] [--variants argmax,logits,sampled,logprobs] [--steps 256]
  *                    [--prefill 1024,4096,8192] [--no-check] [--no-peers]
- * TSR_DECODE_SPLIT=0 turns flash-decoding off (cuda/attention_decode.cuh), for before/after runs.
+ * TSR_DECODE_SPLIT=0 turns flash-decoding off (cuda/attention_decode.cuh), for before/after runs;
+ * TSR_ASYNC_SCHEDULING=0 launches each decode step only once the one before is read.
  *
  * A decode step is `executor.execute(plan)` as the engine calls it for greedy requests: the
  * forward pass, the argmax of every row on the device and the ids back on the host
@@ -56,6 +57,8 @@ const steps = Number(argValue("--steps", "256"))
 const prompt = 128
 const prefills = list("--prefill", "1024,4096,8192").map(Number)
 const decodeSplit = process.env.TSR_DECODE_SPLIT !== "0"
+// TSR_ASYNC_SCHEDULING=0: every decode step planned and launched once the one before is read
+const asyncScheduling = process.env.TSR_ASYNC_SCHEDULING !== "0"
 
 const llama3_8b = llama3_8bConfig
 const L = llama3_8b.num_hidden_layers, H = llama3_8b.hidden_size, V = llama3_8b.vocab_size, I = llama3_8b.intermediate_size
@@ -192,21 +195,48 @@ for (const batch of batches) {
         await run(planOf(s0, group, group.map(() => 0), blocksPerSeq))
       }
       decodeRunner.timing = mode !== "eager"
+      const planAt = (step: number): StepPlan => ({
+        ...planOf(0, Array.from({ length: batch }, (_, s) => [token(s, step)]), Array.from({ length: batch }, () => prompt + step), blocksPerSeq),
+        hostLogits: variant === "logits",
+        ...(variant === "logprobs" && { logprobs: 5 }),
+        ...(sampling && { sampling: { ...sampling, position: sampling.position.map((p) => p + step) } })
+      })
+      // A step's time is from the previous step's output on the host to its own (the first's from
+      // its launch). Step after step, each is planned and launched once the one before is read.
+      // With asynchronous scheduling (the engine's, where every row's token stays on the device:
+      // not the "logits" variant), each is launched before the one before is read, its ids taken on
+      // the device from that one's argmax or draw.
+      const ahead = asyncScheduling && variant !== "logits" && mode !== "eager"
+      const fromPrevious = Int32Array.from({ length: batch }, (_, s) => (variant === "sampled" ? -2 - s : s))
       const times: number[] = []
-      let deviceMs = 0
-      for (let step = 0; step < steps; step++) {
-        const plan = {
-          ...planOf(0, Array.from({ length: batch }, (_, s) => [token(s, step)]), Array.from({ length: batch }, () => prompt + step), blocksPerSeq),
-          hostLogits: variant === "logits",
-          ...(variant === "logprobs" && { logprobs: 5 }),
-          ...(sampling && { sampling: { ...sampling, position: sampling.position.map((p) => p + step) } })
-        }
-        const before = decodeRunner.stats.deviceMs
-        const start = performance.now()
-        await run(plan)
-        times.push(performance.now() - start)
-        if (step > 0) deviceMs += decodeRunner.stats.deviceMs - before
+      // device time of the steps after the first (whose capture is left out, as its wall time is)
+      let deviceAfterFirst = 0
+      let last = performance.now()
+      const finished = () => {
+        const now = performance.now()
+        times.push(now - last)
+        last = now
+        if (times.length === 1) deviceAfterFirst = decodeRunner.stats.deviceMs
       }
+      let pending: Effect.Effect<unknown, unknown> | undefined
+      for (let step = 0; step < steps; step++) {
+        if (!ahead) {
+          await run(planAt(step))
+          finished()
+          continue
+        }
+        const wait = await Effect.runPromise(executor.launch!({ ...planAt(step), ...(step > 0 && { previousTokens: fromPrevious }) }))
+        if (pending) {
+          await Effect.runPromise(pending)
+          finished()
+        }
+        pending = wait
+      }
+      if (pending) {
+        await Effect.runPromise(pending)
+        finished()
+      }
+      const deviceMs = decodeRunner.stats.deviceMs - deviceAfterFirst
       decodeRunner.timing = false
       const timed = times.slice(1)
       const mean = timed.reduce((a, b) => a + b, 0) / timed.length
@@ -275,6 +305,7 @@ const result: GpuBench = {
   commit: commit(),
   date: new Date().toISOString(),
   decodeSplit,
+  asyncScheduling,
   command: `bun bench/gpu.ts ${process.argv.slice(2).join(" ")}`.trim(),
   model: { shape: "Llama-3-8B", config: llama3_8b, weights: "dummy, made on the device (tsr_fill_uniform)", weightBytesPerDecodeStep: weightBytes, kvBytesPerToken, loadSeconds },
   correctness,

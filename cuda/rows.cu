@@ -21,3 +21,9 @@ extern "C" int tsr_copy(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* x, int 
   TSR_REQUIRE(n >= 0, "copy: n=%d", n);
   return check(tsr::copy(out, x, n, ctx->stream), "copy");
 }
+
+extern "C" int tsr_take_tokens(tsr_context* ctx, int32_t* ids, const int32_t* from, const int32_t* argmax, const int32_t* drawn, int T) {
+  TSR_REQUIRE_CONTEXT(ctx);
+  TSR_REQUIRE(T >= 0, "take_tokens: T=%d", T);
+  return check(tsr::take_tokens(ids, from, argmax, drawn, T, ctx->stream), "take_tokens");
+}

@@ -1,4 +1,5 @@
-// Moving rows: the (vocab-parallel) embedding lookup and gathering the rows to sample.
+// Moving rows: the (vocab-parallel) embedding lookup and gathering the rows to sample; the step's
+// input ids from the step before's tokens.
 #pragma once
 
 #include "common.cuh"
@@ -28,12 +29,27 @@ __global__ void gather_rows_kernel(bf16* out, const bf16* x, const int* indices,
   for (int i = threadIdx.x; i < H; i += blockDim.x) out[(size_t)r * H + i] = src[i];
 }
 
+// A thread per token: its id from the step before's argmax or draw, or left as the host wrote it.
+__global__ void take_tokens_kernel(int* ids, const int* from, const int* argmax, const int* drawn, int T) {
+  const int t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= T) return;
+  const int f = from[t];
+  if (f >= 0) ids[t] = argmax[f];
+  else if (f <= -2) ids[t] = drawn[-2 - f];
+}
+
 // ---- launchers ----
 
 inline cudaError_t embedding(bf16* out, const int* ids, const bf16* table, int T, int H, int vocab_start, int vocab_end,
                              cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
   embedding_kernel<<<T, row_threads(H), 0, stream>>>(out, ids, table, H, vocab_start, vocab_end);
+  return cudaGetLastError();
+}
+
+inline cudaError_t take_tokens(int* ids, const int* from, const int* argmax, const int* drawn, int T, cudaStream_t stream) {
+  if (T == 0) return cudaSuccess;
+  take_tokens_kernel<<<(T + 255) / 256, 256, 0, stream>>>(ids, from, argmax, drawn, T);
   return cudaGetLastError();
 }
 

@@ -134,6 +134,9 @@ int tsr_add_rmsnorm_gate_up_silu(tsr_context* ctx, tsr_bf16* out, tsr_bf16* gate
 /* attention.cu: causal attention of each query token over its sequence's paged cache; no sequence has more than maxQueryLen
  * query tokens in the call (T is always safe; below 16 the prefill kernel is not launched) */
 int tsr_paged_attention(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* q, const tsr_bf16* kCache, const tsr_bf16* vCache, const int32_t* queryToSeq, const int32_t* positions, const int32_t* blockTables, int T, int Hq, int Hkv, int D, int qStride, int maxBlocks, int blockSize, float scale, int maxQueryLen);
+/* rows.cu: ids[t] = argmax[from[t]] where from[t] >= 0, drawn[-2 - from[t]] where from[t] <= -2, else unchanged: a step's input
+ * ids taken from the tokens the step before chose, still on the device (asynchronous scheduling) */
+int tsr_take_tokens(tsr_context* ctx, int32_t* ids, const int32_t* from, const int32_t* argmax, const int32_t* drawn, int T);
 /* rows.cu: out[r] = x[indices[r]] (rows of length H) */
 int tsr_gather_rows(tsr_context* ctx, tsr_bf16* out, const tsr_bf16* x, const int32_t* indices, int R, int H);
 /* sampling.cu: out[m] = argmax_v logits[m,v], the first index on ties */

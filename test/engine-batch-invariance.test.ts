@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest"
 import { ExecutorService } from "../src/effects/ExecutorService.ts"
 import { Scheduler } from "../src/effects/Scheduler.ts"
 import { Engine, type CompletionDelta, type EngineConfig } from "../src/engine/Engine.ts"
+import type { Executor } from "../src/engine/executor.ts"
 import { loadModelExecutor } from "../src/engine/modelExecutor.ts"
 import type { SchedulerStats } from "../src/engine/scheduler.ts"
 import { parseModelConfig } from "../src/model/config.ts"
@@ -89,6 +90,7 @@ interface Scenario {
   readonly numBlocks: number
   readonly maxNumBatchedTokens: number
   readonly enablePrefixCaching: boolean
+  readonly asyncScheduling?: boolean
 }
 
 interface TestRequest {
@@ -155,9 +157,19 @@ const runEngine = async (model: ModelCase, scenario: Scenario, waves: TestReques
     const stats: SchedulerStats = (yield* Scheduler).core.stats()
     return { results, stats }
   })
-  const layer = Engine.live(config).pipe(Layer.provideMerge(ExecutorService.layer(executor)))
+  // counts the steps whose ids the model took from the step before's argmax (take_tokens)
+  let stepsWithPreviousTokens = 0
+  const counted: Executor = {
+    ...executor,
+    launch: (plan) => Effect.suspend(() => {
+      if (plan.previousTokens) stepsWithPreviousTokens++
+      return executor.launch!(plan)
+    }),
+  }
+  const layer = Engine.live(config).pipe(Layer.provideMerge(ExecutorService.layer(counted)))
   try {
-    return await Effect.runPromise(Effect.scoped(Effect.provide(program, layer)))
+    const { results, stats } = await Effect.runPromise(Effect.scoped(Effect.provide(program, layer)))
+    return { results, stats, stepsWithPreviousTokens }
   } finally {
     await Effect.runPromise(executor.close())
   }
@@ -213,7 +225,21 @@ describe.each(models)("batch invariance on $name", (model) => {
     expectSameAsAlone(results[1], all().reverse())
   })
 
-  it("random mixes: subsets, orders, budgets, cache sizes", async () => {
+  it("asynchronous scheduling: greedy steps launched before the step before is read, their ids taken on the device", async () => {
+    await baseline()
+    const greedy = all().filter((i) => requests[i].raw.temperature === 0)
+    const { results, stats, stepsWithPreviousTokens } = await runEngine(
+      model,
+      { ...roomy, numBlocks: MAX_MODEL_LEN / BLOCK_SIZE, maxNumBatchedTokens: 16, asyncScheduling: true },
+      [greedy.map((i) => requests[i]), requests]
+    )
+    expect(stats.numPreemptions).toBeGreaterThan(0)
+    expect(stepsWithPreviousTokens).toBeGreaterThan(0)
+    expectSameAsAlone(results[0], greedy)
+    expectSameAsAlone(results[1], all())
+  })
+
+  it("random mixes: subsets, orders, budgets, cache sizes, scheduling", async () => {
     await baseline()
     await fc.assert(
       fc.asyncProperty(
@@ -221,8 +247,9 @@ describe.each(models)("batch invariance on $name", (model) => {
         fc.integer({ min: 3, max: 48 }),
         fc.integer({ min: MAX_MODEL_LEN / BLOCK_SIZE, max: 64 }),
         fc.boolean(),
-        async (which, maxNumBatchedTokens, numBlocks, enablePrefixCaching) => {
-          const { results } = await runEngine(model, { numBlocks, maxNumBatchedTokens, enablePrefixCaching }, [which.map((i) => requests[i])])
+        fc.boolean(),
+        async (which, maxNumBatchedTokens, numBlocks, enablePrefixCaching, asyncScheduling) => {
+          const { results } = await runEngine(model, { numBlocks, maxNumBatchedTokens, enablePrefixCaching, asyncScheduling }, [which.map((i) => requests[i])])
           expectSameAsAlone(results[0], which)
         },
       ),

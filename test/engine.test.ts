@@ -4,7 +4,7 @@ import { BlockManager } from "../src/effects/BlockManager.ts"
 import { ExecutorService } from "../src/effects/ExecutorService.ts"
 import { Scheduler } from "../src/effects/Scheduler.ts"
 import { Engine, type CompletionDelta, type EngineConfig } from "../src/engine/Engine.ts"
-import { ExecutorError, type Executor } from "../src/engine/executor.ts"
+import { ExecutorError, type Executor, type StepOutput } from "../src/engine/executor.ts"
 import { hashModelLogits, makeHashExecutor } from "../src/engine/hashExecutor.ts"
 import { computeLogprobs, type RowLogprobs } from "../src/sampling/logprobs.ts"
 import { Sampler } from "../src/sampling/sampler.ts"
@@ -78,6 +78,92 @@ const drained = Effect.gen(function* () {
   while (core.hasUnfinishedRequests) yield* Effect.sleep("1 millis")
   return core.kvCache.numFreeBlocks
 })
+
+/**
+ * A stand-in for a GPU executor around `inner`: it draws each row of plan.sampling from what the
+ * plan carries alone (the parameters, the logits edits of penalties and bias), with the host's
+ * sampler, makes every row's logprobs of its token where the plan asks (as tsr_logprobs_rows_bf16
+ * does: gpu-sampler-check holds it to computeLogprobs), and hands back no logits unless asked.
+ * Every plan it runs goes to `plans`.
+ */
+const samplingOnDevice = (inner: ReturnType<typeof makeHashExecutor>, plans: StepPlan[] = []): Executor => {
+  const sampler = new Sampler(V)
+  return {
+    ...inner,
+    samplesOnDevice: true,
+    execute: (plan) => {
+      plans.push(plan)
+      const logits = inner.forward(plan)
+      const R = plan.sampleRows.length
+      const ids = Int32Array.from({ length: R }, (_, r) => argmax(logits.subarray(r * V, (r + 1) * V)))
+      const rows = plan.sampling
+      const sampled = rows && Int32Array.from({ length: R }, (_, r) => {
+        const params = { ...decodeSamplingParamsSync({}), temperature: rows.temperature[r], topP: rows.topP[r], topK: rows.topK[r], minP: rows.minP[r] }
+        const state = { ...makeSamplingState(params, { promptTokenIds: [], eosTokenIds: [], seed: 0, sampleIndex: rows.sampleIndex[r] }), seedLo: rows.seedLo[r], seedHi: rows.seedHi[r] }
+        return sampler.sampleEdited(logits, r, state, rows.position[r], rows.edits)
+      })
+      const N = plan.logprobs
+      let logprobs: RowLogprobs | undefined
+      if (N !== undefined) {
+        const made = { numTop: N, logprob: new Float64Array(R), rank: new Int32Array(R), topIds: new Int32Array(R * N).fill(-1), topLogprobs: new Float64Array(R * N) }
+        for (let r = 0; r < R; r++) {
+          const row = computeLogprobs(logits, r, V, (sampled || ids)[r], N, new Int32Array(N))
+          made.logprob[r] = row.logprob
+          made.rank[r] = row.rank
+          row.top.forEach((t, j) => ((made.topIds[r * N + j] = t.tokenId), (made.topLogprobs[r * N + j] = t.logprob)))
+        }
+        logprobs = made
+      }
+      return Effect.succeed({ argmax: ids, logits: plan.hostLogits === false ? undefined : logits.slice(), ...(sampled && { sampled }), ...(logprobs && { logprobs }) })
+    },
+  }
+}
+
+/**
+ * A stand-in for a device that runs steps in the order they are launched, after the host has
+ * moved on: `launch` queues the plan, and a wait runs the queued steps up to its own, each first
+ * taking the ids it was launched without from the step before's argmax or draw (as take_tokens
+ * does). `stats` counts launches made while an earlier step was still queued.
+ */
+const launchedOnQueue = (inner: Executor) => {
+  const stats = { launches: 0, launchedAhead: 0, stepsWithPreviousTokens: 0 }
+  const queue: Array<{ readonly plan: StepPlan; result?: Either.Either<StepOutput, ExecutorError> }> = []
+  let previous: StepOutput | undefined
+  const runThrough = (entry: (typeof queue)[number]) => {
+    while (entry.result === undefined) {
+      const next = queue.shift()!
+      let plan = next.plan
+      if (plan.previousTokens) {
+        stats.stepsWithPreviousTokens++
+        const from = plan.previousTokens
+        const tokenIds = Int32Array.from(plan.tokenIds, (id, t) => {
+          if (from[t] === -1) return id
+          if (previous === undefined) throw new Error("previousTokens on the first step")
+          return from[t] >= 0 ? previous.argmax[from[t]] : previous.sampled![-2 - from[t]]
+        })
+        plan = { ...plan, tokenIds }
+      }
+      next.result = Effect.runSync(Effect.either(inner.execute(plan)))
+      previous = Either.isRight(next.result) ? next.result.right : undefined
+    }
+    return entry.result
+  }
+  const executor: Executor = {
+    ...inner,
+    launchesAsync: true,
+    launch: (plan) =>
+      Effect.sync(() => {
+        stats.launches++
+        if (queue.length > 0) stats.launchedAhead++
+        if (queue.length >= 2) throw new Error("a third step launched before the first was waited for")
+        const entry = { plan }
+        queue.push(entry)
+        // the "device" computes while the host does other work
+        return Effect.sleep("1 millis").pipe(Effect.zipRight(Effect.suspend(() => runThrough(entry))))
+      }),
+  }
+  return { executor, stats }
+}
 
 describe("Engine", () => {
   it("streams greedy tokens and their text until max_tokens", async () => {
@@ -297,37 +383,8 @@ describe("Engine", () => {
     // tsr_logprobs_rows_bf16 does: gpu-sampler-check holds it to computeLogprobs), and hands
     // back no logits unless asked
     const inner = makeHashExecutor({ vocabSize: V, numBlocks: 64, blockSize: 4 })
-    const sampler = new Sampler(V)
     const plans: StepPlan[] = []
-    const onDevice: Executor = {
-      ...inner,
-      samplesOnDevice: true,
-      execute: (plan) => {
-        plans.push(plan)
-        const logits = inner.forward(plan)
-        const R = plan.sampleRows.length
-        const ids = Int32Array.from({ length: R }, (_, r) => argmax(logits.subarray(r * V, (r + 1) * V)))
-        const rows = plan.sampling
-        const sampled = rows && Int32Array.from({ length: R }, (_, r) => {
-          const params = { ...decodeSamplingParamsSync({}), temperature: rows.temperature[r], topP: rows.topP[r], topK: rows.topK[r], minP: rows.minP[r] }
-          const state = { ...makeSamplingState(params, { promptTokenIds: [], eosTokenIds: [], seed: 0, sampleIndex: rows.sampleIndex[r] }), seedLo: rows.seedLo[r], seedHi: rows.seedHi[r] }
-          return sampler.sampleEdited(logits, r, state, rows.position[r], rows.edits)
-        })
-        const N = plan.logprobs
-        let logprobs: RowLogprobs | undefined
-        if (N !== undefined) {
-          const made = { numTop: N, logprob: new Float64Array(R), rank: new Int32Array(R), topIds: new Int32Array(R * N).fill(-1), topLogprobs: new Float64Array(R * N) }
-          for (let r = 0; r < R; r++) {
-            const row = computeLogprobs(logits, r, V, (sampled || ids)[r], N, new Int32Array(N))
-            made.logprob[r] = row.logprob
-            made.rank[r] = row.rank
-            row.top.forEach((t, j) => ((made.topIds[r * N + j] = t.tokenId), (made.topLogprobs[r * N + j] = t.logprob)))
-          }
-          logprobs = made
-        }
-        return Effect.succeed({ argmax: ids, logits: plan.hostLogits === false ? undefined : logits.slice(), ...(sampled && { sampled }), ...(logprobs && { logprobs }) })
-      },
-    }
+    const onDevice = samplingOnDevice(inner, plans)
     const requests: Array<[number[], SamplingParamsEncoded]> = [
       [[1, 2, 3], { temperature: 0.8, top_p: 0.9, top_k: 7, seed: 11, n: 2, max_tokens: 8, ignore_eos: true }],
       [[4, 5], { temperature: 1.3, min_p: 0.05, seed: 12, max_tokens: 8, ignore_eos: true }],
@@ -393,6 +450,90 @@ describe("Engine", () => {
     expect(thrown.map((o) => Either.isLeft(o) && o.left.message)).toEqual(["executor: illegal memory access", "executor: illegal memory access"])
     expect(tokensOf(after)).toEqual(greedyReference([5], 3))
     expect(free).toBe(64)
+  })
+})
+
+describe("asynchronous scheduling", () => {
+  // a crowd that chunks, preempts, shares prefixes and stops every way there is: EOS, a stop
+  // string, max_tokens, n > 1, greedy and drawn, logprobs, and rows whose next draw reads the
+  // tokens so far (penalties, min_tokens), which make the step before wait for its tokens
+  const crowd: Array<[number[], SamplingParamsEncoded]> = [
+    [[1, 2, 3], { temperature: 0, max_tokens: 12 }],
+    [[9, 9, 9, 9, 9, 9, 9, 9, 4, 5], { temperature: 0.8, top_p: 0.9, seed: 21, n: 2, max_tokens: 9 }],
+    [[9, 9, 9, 9, 9, 9, 9, 9, 6], { temperature: 0, stop: ["e"], max_tokens: 14, ignore_eos: true }],
+    [[7], { temperature: 1.1, min_p: 0.02, seed: 22, logprobs: 2, max_tokens: 11, ignore_eos: true }],
+    [[8, 3], { temperature: 0, logit_bias: { "4": 1.5 }, max_tokens: 10, ignore_eos: true }],
+    [[2, 2, 7, 1], { temperature: 0.7, seed: 23, presence_penalty: 0.4, max_tokens: 7, ignore_eos: true }],
+    [[5, 6], { temperature: 0, min_tokens: 3, max_tokens: 9 }],
+    [[3, 1, 4, 1, 5, 9, 2, 6], { temperature: 0.6, top_k: 4, seed: 24, max_tokens: 13 }],
+  ]
+  const serve = (executor: Executor, asyncScheduling: boolean) =>
+    run(
+      Effect.gen(function* () {
+        const outputs = yield* Effect.all(crowd.map(([prompt, raw]) => collect(prompt, raw)), { concurrency: "unbounded" })
+        return [outputs, (yield* Scheduler).core.stats(), yield* drained] as const
+      }),
+      executor,
+      { maxNumBatchedTokens: 8, maxNumSeqs: 6, maxModelLen: 40, asyncScheduling },
+    )
+  const tight = () => makeHashExecutor({ vocabSize: V, numBlocks: 12, blockSize: 4 })
+
+  it("gives every request the tokens, text and logprobs of scheduling step after step, greedy and drawn on the device", async () => {
+    const [reference] = await serve(samplingOnDevice(tight()), false)
+    const queued = launchedOnQueue(samplingOnDevice(tight()))
+    const [outputs, stats, free] = await serve(queued.executor, true)
+    expect(stats.numPreemptions).toBeGreaterThan(0)
+    expect(stats.prefixCacheHitTokens).toBeGreaterThan(0)
+    crowd.forEach(([, raw], i) => {
+      for (let index = 0; index < (raw.n ?? 1); index++) {
+        const of = (deltas: CompletionDelta[]) => deltas.filter((d) => d.index === index)
+        expect(of(outputs[i]), `request ${i} sample ${index}`).toEqual(of(reference[i]))
+      }
+    })
+    // most steps were launched while the one before computed, their ids taken on the "device"
+    expect(queued.stats.launchedAhead).toBeGreaterThan(queued.stats.launches / 3)
+    expect(queued.stats.stepsWithPreviousTokens).toBeGreaterThan(0)
+    // a finished request's extra token is dropped with its blocks: all of them are free again
+    expect(free).toBe(12)
+  })
+
+  it("with the host sampling (no device sampler), overlaps the greedy steps alone, with the same tokens", async () => {
+    const [reference] = await serve(tight(), false)
+    const queued = launchedOnQueue(tight())
+    const [outputs] = await serve(queued.executor, true)
+    outputs.forEach((deltas, i) => expect(deltas, `request ${i}`).toEqual(reference[i]))
+    expect(queued.stats.launchedAhead).toBeGreaterThan(0)
+  })
+
+  it("plans after the step where the next draw reads the tokens so far", async () => {
+    const queued = launchedOnQueue(samplingOnDevice(tight()))
+    const penalised = collect([1, 2], { temperature: 0.9, seed: 5, frequency_penalty: 0.5, max_tokens: 8, ignore_eos: true })
+    const [deltas] = await run(Effect.all([penalised]), queued.executor, { maxModelLen: 40, asyncScheduling: true })
+    expect(tokensOf(deltas).length).toBe(8)
+    expect(queued.stats.launchedAhead).toBe(0)
+  })
+
+  it("a failure with a step launched ahead fails every stream, waits for both steps and frees every block", async () => {
+    const inner = makeHashExecutor({ vocabSize: V, numBlocks: 64, blockSize: 4 })
+    let steps = 0
+    const failing: Executor = {
+      ...inner,
+      execute: (plan) => (++steps === 4 ? Effect.fail(new ExecutorError({ message: "device lost" })) : inner.execute(plan)),
+    }
+    const queued = launchedOnQueue(failing)
+    const [outcomes, after, free] = await run(
+      Effect.gen(function* () {
+        const outcomes = yield* Effect.all([collect([1, 2], { max_tokens: 20, ignore_eos: true }), collect([3], { max_tokens: 20, ignore_eos: true })].map(Effect.either), { concurrency: "unbounded" })
+        const after = yield* collect([5], { temperature: 0, max_tokens: 3, ignore_eos: true })
+        return [outcomes, after, yield* drained] as const
+      }),
+      queued.executor,
+      { asyncScheduling: true },
+    )
+    for (const o of outcomes) expect(Either.isLeft(o) && o.left.message).toBe("device lost")
+    expect(tokensOf(after)).toEqual(greedyReference([5], 3))
+    expect(free).toBe(64)
+    expect(queued.stats.launchedAhead).toBeGreaterThan(0)
   })
 })
 

@@ -306,6 +306,21 @@ describe("lookups and copies (exact)", () => {
     expect(Array.from(out)).toEqual(Array.from(indices, (r) => Array.from(x.subarray(r * H, (r + 1) * H))).flat())
   })
 
+  it("take_tokens takes each id from the step before's argmax or draw, or keeps it", () => {
+    const argmax = Int32Array.of(11, 12, 13)
+    const drawn = Int32Array.of(21, 22, 23)
+    const from = Int32Array.of(2, -1, -2, -4, 0, -1)
+    const [out] = onBoth((p) => {
+      const s = scope(p)
+      const ids = s.put(Int32Array.of(1, 2, 3, 4, 5, 6))
+      p.kernels.take_tokens(ids, s.put(from), s.put(argmax), s.put(drawn), from.length)
+      const result = s.get(ids, new Int32Array(from.length))
+      s.free()
+      return [result]
+    })
+    expect(Array.from(out)).toEqual([13, 2, 21, 23, 11, 6])
+  })
+
   it("copy", () => {
     const x = uniform(1003, 17)
     const [out] = onBoth((p) => {

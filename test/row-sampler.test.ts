@@ -16,6 +16,10 @@ import type { RowSampling } from "../src/stages/stepPlan.ts"
  * it reads must be exactly the plan's rows and edits, step after step as the blocks grow.
  */
 const fakeMemory = () => {
+  // with `stream.deferred`, copies (and the stand-in kernels) queue up until `stream.drain()`, as
+  // on a device still busy with the step before
+  const stream = { deferred: false, queue: [] as Array<() => void>, drain() { this.queue.splice(0).forEach((op) => op()) } }
+  const enqueue = (op: () => void) => (stream.deferred ? stream.queue.push(op) : op())
   const regions: Array<{ base: number; bytes: Uint8Array }> = []
   let next = 0x10000
   const region = (bytes: number) => {
@@ -37,10 +41,10 @@ const fakeMemory = () => {
       return { ptr: r.base, buffer: r.bytes.buffer }
     },
     freePinned: () => {},
-    writeAsync: (dst: number, src: number, bytes: number) => at(dst, bytes).set(at(src, bytes)),
-    readBytesAsync: (dst: number, src: number, bytes: number) => at(dst, bytes).set(at(src, bytes))
+    writeAsync: (dst: number, src: number, bytes: number) => enqueue(() => at(dst, bytes).set(at(src, bytes))),
+    readBytesAsync: (dst: number, src: number, bytes: number) => enqueue(() => at(dst, bytes).set(at(src, bytes)))
   }
-  return { memory: memory as unknown as CudaMemory, at }
+  return { memory: memory as unknown as CudaMemory, at, stream, enqueue }
 }
 
 describe("the CUDA row sampler's packing", () => {
@@ -88,7 +92,7 @@ describe("the CUDA row sampler's packing", () => {
     // growing batches, with and without edits, so both blocks are reallocated and reused
     for (const [R, withEdits] of [[3, true], [2, false], [70, true], [5, true], [200, false], [130, true]] as const) {
       const plan = step(R, withEdits)
-      const tokens = sampler.enqueue(0, R, 32, plan)()
+      const tokens = sampler.enqueue(0, R, 32, plan, memory.alloc(4 * R))()
       expect(Array.from(tokens)).toEqual(Array.from(plan.position, (p, r) => p * 10 + plan.sampleIndex[r]))
       const got = seen.at(-1)!.rows
       for (const key of ["temperature", "topP", "topK", "minP", "seedLo", "seedHi", "position", "sampleIndex"] as const) {
@@ -138,20 +142,46 @@ describe("the CUDA row sampler's packing", () => {
         expect(row.top.map((t) => t.logprob)).toEqual(row.top.map((t) => -t.tokenId))
       }
     }
-    // tokens where the last draw left them (the decode runner), read after the step
+    // tokens where the draw left them (the decode runner), read after the step
     const R = 6
     const zeros = new Int32Array(R)
     const plan: RowSampling = {
       temperature: new Float64Array(R).fill(1), topP: new Float64Array(R).fill(1), topK: zeros, minP: new Float64Array(R),
       seedLo: new Uint32Array(R), seedHi: new Uint32Array(R), position: zeros, sampleIndex: zeros
     }
-    const drawnTokens = sampler.enqueue(0, R, 1000, plan)()
-    const read = sampler.enqueueLogprobs(0, R, 1000, sampler.drawnTokens(R), 1)
-    expect(calls.at(-1)!.tokens).toBe(sampler.drawnTokens(R))
+    const out = memory.alloc(4 * R)
+    const drawnTokens = sampler.enqueue(0, R, 1000, plan, out)()
+    const read = sampler.enqueueLogprobs(0, R, 1000, out, 1)
+    expect(calls.at(-1)!.tokens).toBe(out)
     expect(calls.at(-1)!.seenTokens).toEqual(Array.from(drawnTokens))
     const rows = read()
     expect(Array.from(rows.logprob)).toEqual(Array.from(drawnTokens, (t) => -t))
     expect(Array.from(rows.topIds)).toEqual(Array.from(drawnTokens))
+    sampler.release()
+  })
+
+  it("stages a step's rows while the step before still has its copies queued", () => {
+    const { memory, at, stream, enqueue } = fakeMemory()
+    // the "kernel", queued in stream order: row r's token is its position
+    const drawn = (_ctx: Pointer, a: SampleRowsArgs) =>
+      enqueue(() => at(a.outTokens, 4 * a.rows).set(at(a.position, 4 * a.rows)))
+    const native = { sampleRows: drawn, sampleRowsBf16: drawn } as unknown as NativeSampler
+    const sampler = cudaRowSampler(native, memory, 0 as unknown as Pointer, () => {})
+    const rowsAt = (R: number, first: number): RowSampling => ({
+      temperature: new Float64Array(R).fill(1), topP: new Float64Array(R).fill(1), topK: new Int32Array(R), minP: new Float64Array(R),
+      seedLo: new Uint32Array(R), seedHi: new Uint32Array(R), position: Int32Array.from({ length: R }, (_, r) => first + r), sampleIndex: new Int32Array(R)
+    })
+    stream.deferred = true
+    // three steps, each staged before the one before it has run: the first's block is free again
+    // by the third only once the first has been read, as the decode runner keeps at most two in flight
+    const first = sampler.enqueue(0, 4, 100, rowsAt(4, 10), memory.alloc(16))
+    const second = sampler.enqueue(0, 4, 100, rowsAt(4, 20), memory.alloc(16))
+    stream.drain()
+    expect(Array.from(first())).toEqual([10, 11, 12, 13])
+    const third = sampler.enqueue(0, 4, 100, rowsAt(4, 30), memory.alloc(16))
+    stream.drain()
+    expect(Array.from(second())).toEqual([20, 21, 22, 23])
+    expect(Array.from(third())).toEqual([30, 31, 32, 33])
     sampler.release()
   })
 })

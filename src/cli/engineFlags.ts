@@ -29,6 +29,9 @@ export const engineFlags = {
   enablePrefixCaching: Schema.optional(Schema.Literal("true", "false")).annotations({
     description: "share KV blocks of common prompt prefixes (default true)"
   }),
+  asyncScheduling: Schema.optional(Schema.Literal("true", "false")).annotations({
+    description: "launch each step before the one before it is done, its ids taken on the GPU (default true where decode steps replay CUDA graphs)"
+  }),
   pipelinePlugin: Schema.optional(Schema.Array(Schema.String)).annotations({
     description: "stage plugin module, optionally =JSON options (repeatable)"
   })

@@ -1,12 +1,16 @@
 import hyperid from "hyperid"
-import { Context, Data, Effect, Exit, Layer, Mailbox, Queue, Stream } from "effect"
+import { Context, Data, Effect, type Either, Exit, Layer, Mailbox, Queue, Stream } from "effect"
 import { BlockManager } from "../effects/BlockManager.ts"
 import { ExecutorService } from "../effects/ExecutorService.ts"
 import { Scheduler, type SchedulerConfigError } from "../effects/Scheduler.ts"
 import type { Detokenizer } from "../sampling/detokenizer.ts"
 import { randomSeed } from "../sampling/philox.ts"
 import type { SamplingParams } from "../sampling/SamplingParams.ts"
+import type { StepPlan } from "../stages/stepPlan.ts"
+import type { StepOutput } from "./executor.ts"
 import { EngineStepError, OutputProcessor, type CompletionDelta, type EngineRequest } from "./outputProcessor.ts"
+import type { Request } from "./request.ts"
+import { placeholderToken, type Placeholders, type SchedulerOutput } from "./scheduler.ts"
 
 export { EngineStepError, type CompletionDelta } from "./outputProcessor.ts"
 
@@ -30,6 +34,12 @@ export interface EngineConfig {
   /** from the model's generation config */
   readonly eosTokenIds: ReadonlyArray<number>
   readonly detokenizer: Detokenizer
+  /**
+   * plan and launch each step before the one before it is done, its ids taken on the device
+   * (vLLM's async scheduling), where the executor can (Executor.launch) and every row's token
+   * stays on the device; otherwise, and by default, a step is planned once the last one is done
+   */
+  readonly asyncScheduling?: boolean
   /** called after every step with what it computed (metrics) */
   readonly onStep?: (stats: StepStats) => void
 }
@@ -84,6 +94,37 @@ export class Engine extends Context.Tag("Tessera/Engine")<Engine, EngineService>
     )
 }
 
+/** A step with the executor: its schedule, its plan and the wait for its output. */
+interface LaunchedStep {
+  readonly output: SchedulerOutput
+  readonly plan: StepPlan
+  readonly wait: Effect.Effect<StepOutput, { readonly message: string }>
+  /** where its sample rows' tokens are on the device (OutputProcessor.deviceTokenSources), when the next step launches before it is done */
+  sources?: Int32Array
+  /** its placeholders in the scheduler (SchedulerCore.advance), when the next step launches before it is done */
+  placeholders?: Placeholders
+}
+
+/**
+ * StepPlan.previousTokens of a step scheduled while `previous` computes: each input id that is
+ * one of previous's placeholders is taken from where previous leaves that row's token.
+ */
+const tokensFromDevice = (output: SchedulerOutput, sources: Int32Array, placeholders: Placeholders): Int32Array | undefined => {
+  const rowOf = new Map<Request, { readonly row: number; readonly index: number }>()
+  placeholders.forEach((p, row) => p && rowOf.set(p.request, { row, index: p.index }))
+  const { plan } = output
+  const from = new Int32Array(plan.tokenIds.length).fill(-1)
+  let any = false
+  for (let t = 0; t < from.length; t++) {
+    if (plan.tokenIds[t] !== placeholderToken) continue
+    const placeholder = rowOf.get(output.scheduled[plan.queryToSeq[t]])
+    if (placeholder === undefined || placeholder.index !== plan.positions[t]) throw new Error(`token ${t} of the step is a placeholder of no step in flight`)
+    from[t] = sources[placeholder.row]
+    any = true
+  }
+  return any ? from : undefined
+}
+
 /** ends a request that never reached the scheduler: every completion finishes with "abort" */
 const endAborted = (request: EngineRequest): void => {
   for (let index = 0; index < request.params.n; index++)
@@ -129,6 +170,37 @@ const makeEngine = (config: EngineConfig) =>
         for (const id of processor.failAll(error)) core.finishRequest(id)
       })
 
+    const samplesOnDevice = executor.samplesOnDevice === true
+    const launchAhead = config.asyncScheduling === true && executor.launch !== undefined
+
+    /**
+     * Launches a scheduled step and hands back its wait. The deltas made so far go out once it is
+     * with the device, so the requests' streams take them meanwhile. After `previous` (still in
+     * flight), the ids the host does not have yet are taken on the device from its tokens. A throw
+     * or defect inside the executor (a device fault surfacing in a kernel call) fails like an
+     * ExecutorError does.
+     */
+    const untilDone = <A, E>(effect: Effect.Effect<A, E>) =>
+      effect.pipe(Effect.catchAllDefect((defect) => Effect.fail({ message: `executor: ${defect instanceof Error ? defect.message : String(defect)}` })))
+    const launch = (output: SchedulerOutput, previous?: LaunchedStep) =>
+      untilDone(Effect.gen(function* () {
+        // greedy rows take the executor's argmax, sampled ones its draw where it can; the logits
+        // leave the device only when a row needs them
+        const needs = processor.stepNeeds(output, samplesOnDevice)
+        const previousTokens = previous?.sources && tokensFromDevice(output, previous.sources, previous.placeholders!)
+        const plan: StepPlan = { ...output.plan, ...needs, ...(previousTokens && { previousTokens }) }
+        if (!executor.launch) {
+          // computed when waited for, flushing as it launches, as Executor.execute does
+          return { output, plan, wait: untilDone(Effect.suspend(() => executor.execute(plan, processor.flush))) } satisfies LaunchedStep
+        }
+        const wait = yield* Effect.suspend(() => executor.launch!(plan))
+        processor.flush()
+        return { output, plan, wait: untilDone(wait) } satisfies LaunchedStep
+      }))
+
+    /** the step launched and not yet processed: with asynchronous scheduling, the next one is launched before it is waited for */
+    let inFlight: LaunchedStep | undefined
+
     const step = Effect.gen(function* () {
       for (const requestId of pendingAborts) for (const id of processor.abort(requestId)) core.finishRequest(id)
       pendingAborts.clear()
@@ -138,35 +210,52 @@ const makeEngine = (config: EngineConfig) =>
         if (next._tag === "None") break
         admit(next.value)
       }
-      if (!core.hasUnfinishedRequests) {
-        processor.flush()
-        return admit(yield* Queue.take(intake))
+      if (inFlight === undefined) {
+        if (!core.hasUnfinishedRequests) {
+          processor.flush()
+          return admit(yield* Queue.take(intake))
+        }
+        const output = core.schedule()
+        if (output.scheduled.length === 0) {
+          processor.flush()
+          return yield* Effect.yieldNow()
+        }
+        const launched = yield* Effect.either(launch(output))
+        if (launched._tag === "Left") return yield* failStep(launched.left)
+        inFlight = launched.right
       }
-      const output = core.schedule()
-      if (output.scheduled.length === 0) {
-        processor.flush()
-        return yield* Effect.yieldNow()
+      const current = inFlight
+      inFlight = undefined
+      // Asynchronous scheduling: where every token of this step will be on the device, the next
+      // step is scheduled (this one's tokens as placeholders) and launched before this one is
+      // waited for, its ids taken from this one's tokens there, so the device never waits for the
+      // host between steps. A request that finishes in this step has computed one token too many
+      // in the next, which is dropped.
+      let next: Either.Either<LaunchedStep, { readonly message: string }> | undefined
+      if (launchAhead) {
+        current.sources = processor.deviceTokenSources(current.output, samplesOnDevice, current.plan.hostLogits !== false)
+        if (current.sources) {
+          current.placeholders = core.advance(current.output)
+          const output = core.schedule()
+          if (output.scheduled.length > 0) next = yield* Effect.either(launch(output, current))
+        }
       }
-      // greedy rows take the executor's argmax, sampled ones its draw where it can; the logits
-      // leave the device only when a row needs them
-      const plan = { ...output.plan, ...processor.stepNeeds(output, executor.samplesOnDevice === true) }
-      // A throw or defect inside the executor (a device fault surfacing in a kernel call) fails
-      // this step's requests like an ExecutorError does, instead of ending the loop. The previous
-      // step's deltas go out once this one is with the device (or after it, where the executor
-      // says nothing), so that the requests' streams take them meanwhile.
-      const step = yield* Effect.either(
-        Effect.suspend(() => executor.execute(plan, processor.flush)).pipe(
-          Effect.catchAllDefect((defect) => Effect.fail({ message: `executor: ${defect instanceof Error ? defect.message : String(defect)}` }))
-        )
-      )
-      processor.flush()
-      if (step._tag === "Left") return yield* failStep(step.left)
-      const { sampledTokenIds, finished } = processor.processStep(output, step.right)
-      // an executor that computes on this thread leaves no time to overlap: deliver them now
-      if (executor.launchesAsync !== true) processor.flush()
+      const result = yield* Effect.either(current.wait)
+      if (result._tag === "Left") {
+        // the next step's wait is taken too, so the executor is idle before the requests end
+        if (next?._tag === "Right") yield* Effect.either(next.right.wait)
+        processor.flush()
+        return yield* failStep(result.left)
+      }
+      const { output } = current
+      const { sampledTokenIds, finished } = processor.processStep(output, result.right)
+      if (current.placeholders) core.resolve(current.placeholders, sampledTokenIds)
+      else core.update(output, sampledTokenIds)
+      // an executor that computes on this thread leaves no time to overlap, nor does one whose next
+      // step launches only after this: deliver them now (else as the next step launches)
+      if (executor.launchesAsync !== true || next !== undefined) processor.flush()
       // decodes compute one token each: the last sampled one, which is not a prompt token
       const decodes = output.plan.seqs.reduce((n, seq, i) => n + (seq.numComputedTokens >= output.scheduled[i].promptLength ? 1 : 0), 0)
-      core.update(output, sampledTokenIds)
       if (config.onStep) {
         const stats = core.stats()
         config.onStep({
@@ -180,6 +269,8 @@ const makeEngine = (config: EngineConfig) =>
         prefixSeen.hits = stats.prefixCacheHitTokens
       }
       for (const id of finished) core.finishRequest(id)
+      if (next?._tag === "Left") return yield* failStep(next.left)
+      inFlight = next?.right
       // executors may resolve synchronously; let the server's fibers run between steps
       yield* Effect.yieldNow()
     })

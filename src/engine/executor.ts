@@ -46,5 +46,13 @@ export interface Executor {
    * first, or not at all).
    */
   execute(plan: StepPlan, onLaunched?: () => void): Effect.Effect<StepOutput, ExecutorError>
+  /**
+   * Asynchronous scheduling: enqueues the plan and hands back the wait for its output, so the
+   * engine can plan and launch the next step (its ids taken on the device, StepPlan.previousTokens)
+   * before this one is done. Waits are taken in launch order, at most two launched steps waiting
+   * at once. An output stays valid until the step after next is launched, its host logits until
+   * the next. An executor that computes on this thread computes here and hands back a done wait.
+   */
+  launch?(plan: StepPlan): Effect.Effect<Effect.Effect<StepOutput, ExecutorError>, ExecutorError>
   close(): Effect.Effect<void>
 }

@@ -52,6 +52,8 @@ export interface StepRunnerParts {
 export interface StepRunner {
   /** as Executor's: `onLaunched` once the step is with the device */
   readonly execute: (plan: StepPlan, onLaunched?: () => void) => Effect.Effect<StepOutput, ExecutorError>
+  /** as Executor's */
+  readonly launch?: (plan: StepPlan) => Effect.Effect<Effect.Effect<StepOutput, ExecutorError>, ExecutorError>
   /** as Executor's: the steps it runs wait for the device without blocking the thread */
   readonly launchesAsync?: boolean
   /** frees what the runner holds; before the workspace goes */
@@ -138,6 +140,8 @@ export const loadModelExecutor = async (dir: string, options: ModelExecutorOptio
     maxNumSeqs,
     launchesAsync: runner?.launchesAsync === true,
     execute: runner?.execute ?? execute,
+    // computed at once where no runner launches it; the argmax copied, since its buffer is the next step's
+    launch: runner?.launch ?? ((plan) => execute(plan).pipe(Effect.map((output) => Effect.succeed({ ...output, argmax: output.argmax.slice() })))),
     close: () =>
       Effect.sync(() => {
         runner?.release()

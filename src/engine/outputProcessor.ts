@@ -4,7 +4,7 @@ import { computeLogprobs, rowTokenLogprobs, type TokenLogprobs } from "../sampli
 import { Sampler } from "../sampling/sampler.ts"
 import type { SamplingParams } from "../sampling/SamplingParams.ts"
 import { logitsEdits } from "../sampling/logitsEdits.ts"
-import { argmaxSuffices, makeSamplingState, recordOutputToken, type SequenceSamplingState } from "../sampling/samplingState.ts"
+import { argmaxSuffices, historyFree, makeSamplingState, recordOutputToken, type SequenceSamplingState } from "../sampling/samplingState.ts"
 import { StopChecker, type FinishReason } from "../sampling/stopChecker.ts"
 import type { RequestId } from "./request.ts"
 import { logitsOf, type StepOutput } from "./executor.ts"
@@ -125,6 +125,26 @@ export class OutputProcessor {
       if (where === "device") onDevice[row] = seq
     })
     return { hostLogits, ...(onDevice.length > 0 && { sampling: rowSampling(output, onDevice) }), ...(logprobs !== undefined && { logprobs }) }
+  }
+
+  /**
+   * For asynchronous scheduling: where each sample row's token of this step will be on the
+   * device, as StepPlan.previousTokens encodes it (r: its argmax, -2 - r: the device's draw), or
+   * undefined where the next step cannot be launched before this one's tokens reach the host: a
+   * row sampled on the host (or its logprobs made there), or one whose next sampling reads the
+   * tokens so far (historyFree). The tokens processStep takes from the step are these.
+   */
+  deviceTokenSources(output: SchedulerOutput, samplesOnDevice: boolean, hostLogits: boolean): Int32Array | undefined {
+    if (hostLogits) return undefined
+    const sources = new Int32Array(output.sampled.length)
+    for (let row = 0; row < output.sampled.length; row++) {
+      const seq = this.sequences.get(output.sampled[row].requestId)
+      if (seq === undefined || seq.finished) continue
+      const where = this.chooser(seq, samplesOnDevice)
+      if (where === "host" || !historyFree(seq.sampling)) return undefined
+      sources[row] = where === "device" ? -2 - row : row
+    }
+    return sources
   }
 
   /**

@@ -15,6 +15,12 @@ export interface SchedulerConfig {
   readonly enableChunkedPrefill: boolean
 }
 
+/** The id a sampled request holds between `advance` and `resolve`: never a vocabulary id. */
+export const placeholderToken = -1
+
+/** Where `advance` left each sampled row's placeholder (undefined: the request was not running). */
+export type Placeholders = Array<{ readonly request: Request; readonly index: number } | undefined>
+
 /** vLLM's SchedulerOutput: the plan plus what the engine needs to interpret its logits. */
 export interface SchedulerOutput {
   readonly plan: StepPlan
@@ -168,18 +174,38 @@ export class SchedulerCore {
    * `output.sampled[r]`). Requests finished since `schedule` are skipped.
    */
   update(output: SchedulerOutput, sampledTokenIds: ArrayLike<number>): void {
-    let row = 0
+    this.resolve(this.advance(output), sampledTokenIds)
+  }
+
+  /**
+   * `update` before its tokens are known (asynchronous scheduling): the scheduled tokens are in
+   * the KV cache, and each sampled request gains `placeholderToken` where its token will go, so
+   * the next step can be scheduled (its input id taken on the device) while this one computes.
+   * `resolve` writes the tokens in; until then no full block holds a placeholder (it sits past
+   * the computed tokens), so nothing is cached or hashed with it.
+   */
+  advance(output: SchedulerOutput): Placeholders {
+    const placeholders: Placeholders = []
     for (let s = 0; s < output.scheduled.length; s++) {
       const request = output.scheduled[s]
       const seq = output.plan.seqs[s]
-      const tokenId = seq.sample ? sampledTokenIds[row++] : -1
+      if (seq.sample) placeholders.push(undefined)
       if (request.status !== "running") continue
       request.numComputedTokens += seq.numScheduledTokens
       this.kvCache.cacheFullBlocks(request, request.numComputedTokens)
       if (!seq.sample) continue
-      request.appendOutputToken(tokenId)
+      placeholders[placeholders.length - 1] = { request, index: request.numTokens }
+      request.appendOutputToken(placeholderToken)
       if (request.pendingForks.length > 0) this.forkSiblings(request)
     }
+    return placeholders
+  }
+
+  /** Writes each sampled row's token where `advance` left its placeholder (preempted requests too). */
+  resolve(placeholders: Placeholders, sampledTokenIds: ArrayLike<number>): void {
+    placeholders.forEach((placeholder, row) => {
+      if (placeholder !== undefined) placeholder.request.tokenIds[placeholder.index] = sampledTokenIds[row]
+    })
   }
 
   stats(): SchedulerStats {

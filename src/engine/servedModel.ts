@@ -97,6 +97,7 @@ export const engineLayer = (
         maxModelLen: served.maxModelLen,
         enableChunkedPrefill: true,
         enablePrefixCaching: flags.enablePrefixCaching !== "false",
+        asyncScheduling: flags.asyncScheduling === undefined ? served.executor.launchesAsync === true : flags.asyncScheduling === "true",
         maxQueuedRequests,
         eosTokenIds: served.eosTokenIds,
         detokenizer: tokenizerDetokenizer(served.tokenizer),

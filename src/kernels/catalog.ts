@@ -218,6 +218,14 @@ export const catalog = {
     // (token, kv head) pairs, t * Hkv + g: one decode token still spreads over threads
     split: "T*Hkv"
   },
+  take_tokens: {
+    doc:
+      "ids[t] = argmax[from[t]] where from[t] >= 0, drawn[-2 - from[t]] where from[t] <= -2, unchanged where from[t] = -1: " +
+      "a step's input ids taken from the tokens the step before chose (its argmax or its device draw of a sample row), " +
+      "still on the device, so the host can launch the step before it has them (asynchronous scheduling)",
+    tensors: [i32("ids", ["T"], true), i32("from", ["T"]), i32("argmax", ["S"]), i32("drawn", ["S"])],
+    scalars: ["T"]
+  },
   gather_rows: {
     doc: "out[r] = x[indices[r]] (rows of length H)",
     tensors: [float("out", ["R", "H"], true), float("x", ["T", "H"]), i32("indices", ["R"])],

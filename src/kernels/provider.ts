@@ -35,8 +35,8 @@ export interface DeviceMemory {
 
 /** Sampling where the logits are (the CUDA provider), with the CPU sampler's semantics. */
 export interface DeviceSampler {
-  /** the token of each of `rows` logits rows (`float`, `[rows, vocab]` at `logits`) */
-  sample(logits: number, rows: number, vocab: number, params: RowSampling): Int32Array
+  /** the token of each of `rows` logits rows (`float`, `[rows, vocab]` at `logits`), left at `out` (`i32`, `[rows]`) too */
+  sample(logits: number, rows: number, vocab: number, params: RowSampling, out: number): Int32Array
   /** computeLogprobs (src/sampling/logprobs.ts) of each row's token `tokens[r]`, with `numTop` most likely tokens */
   logprobs(logits: number, rows: number, vocab: number, tokens: Int32Array, numTop: number): RowLogprobs
 }

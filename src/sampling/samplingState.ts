@@ -60,16 +60,22 @@ export const makeSamplingState = (params: SamplingParams, options: SamplingState
 }
 
 /**
- * Whether the next token is drawn from the raw logits: nothing changes them first (no logit
- * bias, no penalty, no min_tokens mask still on). A greedy token is then the executor's own
- * argmax; otherwise a device sampler applies the changes first (logitsEdits.ts).
+ * Whether the next token's sampling reads nothing of the tokens so far (no penalty, no
+ * min_tokens mask still on; a logit bias is fixed), so that the step that samples it can be
+ * planned before the last token reaches the host (asynchronous scheduling).
  */
-export const logitsUnprocessed = (s: SequenceSamplingState): boolean =>
-  s.logitBiasIds.length === 0 &&
+export const historyFree = (s: SequenceSamplingState): boolean =>
   s.seenTokens === null &&
   s.params.frequencyPenalty === 0 &&
   s.params.presencePenalty === 0 &&
   (s.numOutputTokens >= s.params.minTokens || s.stopTokenIds.length === 0)
+
+/**
+ * Whether the next token is drawn from the raw logits: nothing changes them first (no logit
+ * bias, no penalty, no min_tokens mask still on). A greedy token is then the executor's own
+ * argmax; otherwise a device sampler applies the changes first (logitsEdits.ts).
+ */
+export const logitsUnprocessed = (s: SequenceSamplingState): boolean => s.logitBiasIds.length === 0 && historyFree(s)
 
 /** Whether the next token is simply the argmax of the raw logits: the executor's own argmax. */
 export const argmaxSuffices = (s: SequenceSamplingState): boolean => s.greedy && logitsUnprocessed(s)

@@ -16,6 +16,8 @@ export const embed = (table: VocabShard, hidden: number) =>
       const { kernels } = yield* Device
       const communicator = yield* Communicator
       const T = plan.tokenIds.length
+      // ids the host did not have when it launched the step: the step before's tokens
+      if (plan.previousTokens) kernels.take_tokens(workspace.tokenIds, workspace.tokenSources, workspace.argmax, workspace.drawn, T)
       kernels.embedding(workspace.x, workspace.tokenIds, table.weight, T, hidden, table.vocabStart, table.vocabEnd)
       yield* communicator.allReduceSum(workspace.x, T * hidden)
       const out: Hidden = { plan, workspace, residualStarted: false, residual: workspace.residual }

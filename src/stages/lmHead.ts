@@ -25,7 +25,7 @@ export const lmHead = (head: VocabShard, hidden: number, fullVocab: number) =>
       memory.read(ws.argmax, argmax)
       const values = plan.hostLogits === false ? undefined : ws.hostLogits.subarray(0, rows * fullVocab)
       if (values) memory.read(ws.logits, values)
-      const sampled = plan.sampling && device.sampler?.sample(ws.logits, rows, fullVocab, plan.sampling)
+      const sampled = plan.sampling && device.sampler?.sample(ws.logits, rows, fullVocab, plan.sampling, ws.drawn)
       const logprobs = plan.logprobs !== undefined ? device.sampler?.logprobs(ws.logits, rows, fullVocab, sampled || argmax, plan.logprobs) : undefined
       return { plan, argmax, values, vocabSize: fullVocab, ...(sampled && { sampled }), ...(logprobs && { logprobs }) } satisfies Logits
     })

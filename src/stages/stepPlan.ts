@@ -49,6 +49,13 @@ export interface StepPlan {
   /** [S * maxBlocksPerSeq] block table of each sequence, rows padded with 0 */
   readonly blockTables: Int32Array
   readonly maxBlocksPerSeq: number
+  /**
+   * [T], for asynchronous scheduling: where each input id comes from when the host does not have
+   * it yet. -1: `tokenIds[t]` holds it; r >= 0: the step before's argmax of its sample row r;
+   * -2 - r: the step before's device draw of its row r (catalog `take_tokens`). The step before is
+   * the one the same executor ran just before this one.
+   */
+  readonly previousTokens?: Int32Array
   /** [R] token rows whose logits this step returns, one per sequence with `sample` */
   readonly sampleRows: Int32Array
   /**

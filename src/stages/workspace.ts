@@ -31,6 +31,8 @@ export class Workspace {
   readonly queryToSeq: number
   readonly blockTables: number
   readonly sampleRows: number
+  /** [T] where each input id comes from (StepPlan.previousTokens), for `take_tokens` */
+  readonly tokenSources: number
   /**
    * the running sum of the residual stream [T, H], f32 on every provider, in two buffers: a
    * layer's norms read one and write the other (see `otherResidual`)
@@ -52,6 +54,8 @@ export class Workspace {
   /** argmax of each logits row [S], on the device and on the host */
   readonly argmax: number
   readonly hostArgmax: Int32Array
+  /** the device sampler's token of each logits row [S], where the step draws on the device */
+  readonly drawn: number
   /** bytes of one float element (f32 on the CPU, bf16 on GPUs): the step between heads of `qkv` */
   readonly floatBytes: number
   private readonly owned: number[] = []
@@ -71,6 +75,7 @@ export class Workspace {
     this.queryToSeq = i(T)
     this.blockTables = i(S * limits.maxBlocksPerSeq)
     this.sampleRows = i(S)
+    this.tokenSources = i(T)
     this.residual = this.take(T * dims.hidden * 4)
     this.residualSpare = this.take(T * dims.hidden * 4)
     this.x = f(T * dims.hidden)
@@ -85,6 +90,7 @@ export class Workspace {
     this.hostLogits = new Float32Array(S * dims.fullVocab)
     this.argmax = i(S)
     this.hostArgmax = new Int32Array(S)
+    this.drawn = i(S)
   }
 
   /** the residual buffer that is not `residual` */
@@ -113,6 +119,7 @@ export class Workspace {
     this.memory.write(this.queryToSeq, plan.queryToSeq)
     this.memory.write(this.blockTables, plan.blockTables)
     this.memory.write(this.sampleRows, plan.sampleRows)
+    if (plan.previousTokens) this.memory.write(this.tokenSources, plan.previousTokens)
   }
 
   release(): void {

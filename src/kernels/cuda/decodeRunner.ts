@@ -15,7 +15,12 @@
  *
  * A step is launched, then waited for without blocking the thread (`awaitDevice` on an event
  * after its last copy), so the engine's other fibers (the requests' streams taking the previous
- * step's tokens) run while the GPU computes: `launchesAsync`.
+ * step's tokens) run while the GPU computes: `launchesAsync`. `launch` hands the wait back, so
+ * the engine can launch the next step before this one is done (asynchronous scheduling: its ids
+ * taken on the device from this step's tokens, StepPlan.previousTokens). Two steps may be in
+ * flight: each has its own pinned plan arrays, pinned argmax and events (a slot), so staging the
+ * next step never touches what the one before still has queued. The argmax copy is enqueued after
+ * the replay, into the step's slot, rather than captured.
  */
 import { Effect } from "effect"
 import { awaitDevice } from "../../effects/awaitDevice.ts"
@@ -30,6 +35,8 @@ export type DecodeMode = "eager" | "pinned" | "graphs"
 
 export interface DecodeRunner extends StepRunner {
   mode: DecodeMode
+  /** as Executor's: the step enqueued, its wait handed back (at most two launched and not awaited) */
+  readonly launch: (plan: StepPlan) => Effect.Effect<Effect.Effect<StepOutput, ExecutorError>, ExecutorError>
   /** batch-size buckets a decode is padded to */
   readonly buckets: ReadonlyArray<number>
   /** graphs captured so far, by bucket */
@@ -62,23 +69,42 @@ export const cudaDecodeRunner =
     const V = ws.dims.fullVocab
     const buckets = decodeBuckets(S)
 
-    // pinned plan arrays: tokenIds, positions, slots, queryToSeq, sampleRows [S each], blockTables [S * M]
-    const planBuffer: PinnedBuffer = memory.allocPinned((5 * S + S * M) * 4)
-    const view = (i: number, n: number) => new Int32Array(planBuffer.buffer, i * S * 4, n)
-    const pinned = { tokenIds: view(0, S), positions: view(1, S), slots: view(2, S), queryToSeq: view(3, S), sampleRows: view(4, S), blockTables: view(5, S * M) }
+    /** what one step in flight holds until it is read */
+    const makeSlot = () => {
+      // pinned plan arrays: tokenIds, positions, slots, queryToSeq, sampleRows, previousTokens [S each], blockTables [S * M]
+      const planBuffer: PinnedBuffer = memory.allocPinned((6 * S + S * M) * 4)
+      const view = (i: number, n: number) => new Int32Array(planBuffer.buffer, i * S * 4, n)
+      const argmaxBuffer: PinnedBuffer = memory.allocPinned(S * 4)
+      return {
+        planBuffer,
+        pinned: {
+          tokenIds: view(0, S), positions: view(1, S), slots: view(2, S), queryToSeq: view(3, S), sampleRows: view(4, S),
+          previousTokens: view(5, S), blockTables: view(6, S * M)
+        },
+        argmaxBuffer,
+        argmax: new Int32Array(argmaxBuffer.buffer),
+        start: provider.events.create(),
+        end: provider.events.create(),
+        done: provider.events.create(),
+        /** the plan every step of bucket B runs in this slot: views of its pinned arrays, fixed shapes */
+        paddedPlans: new Map<number, StepPlan>()
+      }
+    }
+    type Slot = ReturnType<typeof makeSlot>
+    const slots: Slot[] = [makeSlot(), makeSlot()]
+    let launched = 0
+    let inFlight = 0
+    // one pinned logits buffer: only one step in flight may want its logits on the host
     const logitsBuffer: PinnedBuffer = memory.allocPinned(S * V * 4)
     const logits = new Float32Array(logitsBuffer.buffer)
-    const argmaxBuffer: PinnedBuffer = memory.allocPinned(S * 4)
-    const argmax = new Int32Array(argmaxBuffer.buffer)
+    let logitsInFlight = false
     const graphs = new Map<number, number>()
-    const [start, end, done] = [provider.events.create(), provider.events.create(), provider.events.create()]
     const stats = { steps: 0, deviceMs: 0 }
 
-    /** the plan every step of bucket B runs: views of the pinned arrays, fixed shapes */
-    const paddedPlans = new Map<number, StepPlan>()
-    const paddedPlan = (B: number): StepPlan => {
-      let plan = paddedPlans.get(B)
+    const paddedPlan = (slot: Slot, B: number): StepPlan => {
+      let plan = slot.paddedPlans.get(B)
       if (!plan) {
+        const { pinned } = slot
         plan = {
           seqs: Array.from({ length: B }, (_, s) => ({ requestId: `bucket-${B}-${s}`, numComputedTokens: 0, numScheduledTokens: 1, sample: true })),
           tokenIds: pinned.tokenIds.subarray(0, B),
@@ -88,20 +114,25 @@ export const cudaDecodeRunner =
           blockTables: pinned.blockTables.subarray(0, B * M),
           maxBlocksPerSeq: M,
           sampleRows: pinned.sampleRows.subarray(0, B),
+          // always there, so that every capture takes the ids it is given from the step before
+          previousTokens: pinned.previousTokens.subarray(0, B),
           hostLogits: false
         }
-        paddedPlans.set(B, plan)
+        slot.paddedPlans.set(B, plan)
       }
       return plan
     }
 
-    /** writes `plan` padded to B into the pinned arrays and enqueues their copies to the workspace */
-    const stage = (plan: StepPlan, B: number) => {
+    /** writes `plan` padded to B into the slot's pinned arrays and enqueues their copies to the workspace */
+    const stage = (slot: Slot, plan: StepPlan, B: number) => {
+      const { pinned, planBuffer } = slot
       const T = plan.tokenIds.length
       const m = plan.maxBlocksPerSeq
       pinned.tokenIds.set(plan.tokenIds)
       pinned.positions.set(plan.positions)
       pinned.slots.set(plan.slotMapping)
+      if (plan.previousTokens) pinned.previousTokens.set(plan.previousTokens)
+      else pinned.previousTokens.fill(-1, 0, T)
       for (let s = 0; s < B; s++) {
         pinned.queryToSeq[s] = s
         pinned.sampleRows[s] = s
@@ -110,6 +141,7 @@ export const cudaDecodeRunner =
         pinned.tokenIds[s] = 0
         pinned.positions[s] = 0
         pinned.slots[s] = -1
+        pinned.previousTokens[s] = -1
       }
       const bt = pinned.blockTables
       for (let s = 0; s < T; s++) {
@@ -123,14 +155,14 @@ export const cudaDecodeRunner =
       memory.writeAsync(ws.slots, at(2), B * 4)
       memory.writeAsync(ws.queryToSeq, at(3), B * 4)
       memory.writeAsync(ws.sampleRows, at(4), B * 4)
-      memory.writeAsync(ws.blockTables, at(5), B * M * 4)
+      memory.writeAsync(ws.tokenSources, at(5), B * 4)
+      memory.writeAsync(ws.blockTables, at(6), B * M * 4)
     }
 
-    /** the forward pass, its argmax read enqueued into pinned memory instead of waited for */
-    const forwardInto = (plan: StepPlan) => {
-      memory.readInterceptor = (ptr, dst) => {
-        if (!(dst instanceof Int32Array)) return false
-        memory.readBytesAsync(argmaxBuffer.ptr, ptr, dst.byteLength)
+    /** the forward pass without its argmax read (the step's slot copies ws.argmax after it) */
+    const forwardWithoutRead = (plan: StepPlan) => {
+      memory.readInterceptor = (ptr) => {
+        if (ptr !== ws.argmax) throw new Error("a decode step read the device back inside its forward pass")
         return true
       }
       try {
@@ -140,19 +172,24 @@ export const cudaDecodeRunner =
       }
     }
 
-    /** enqueues the step and returns the read of its outputs, valid once `done` is reached */
-    const launch = (plan: StepPlan): (() => StepOutput) => {
+    /** enqueues the step into the next slot and returns the read of its outputs, valid once the slot's `done` is reached */
+    const launchOnDevice = (plan: StepPlan): { slot: Slot; read: () => StepOutput } => {
+      if (inFlight >= 2) throw new Error("two decode steps are in flight already: wait for the older one first")
       const T = plan.tokenIds.length
+      const wantLogits = plan.hostLogits !== false
+      if (wantLogits && logitsInFlight) throw new Error("the step in flight copies its logits back already: wait for it first")
       const B = buckets.find((b) => b >= T) ?? S
-      if (runner.timing) provider.events.record(start)
-      stage(plan, B)
-      const padded = paddedPlan(B)
+      const slot = slots[launched % 2]
+      const timing = runner.timing
+      if (timing) provider.events.record(slot.start)
+      stage(slot, plan, B)
+      const padded = paddedPlan(slot, B)
       if (runner.mode === "graphs") {
         let graph = graphs.get(B)
         if (graph === undefined) {
           provider.graphs.begin()
           try {
-            forwardInto(padded)
+            forwardWithoutRead(padded)
           } catch (error) {
             try {
               provider.graphs.destroy(provider.graphs.end())
@@ -166,34 +203,56 @@ export const cudaDecodeRunner =
         }
         provider.graphs.launch(graph)
       } else {
-        forwardInto(padded)
+        forwardWithoutRead(padded)
       }
-      const wantLogits = plan.hostLogits !== false
+      memory.readBytesAsync(slot.argmaxBuffer.ptr, ws.argmax, T * 4)
       if (wantLogits) memory.readAsync(logitsBuffer.ptr, ws.logits, T * V)
-      const readSampled = plan.sampling && provider.sampler.enqueue(ws.logits, T, V, plan.sampling)
+      const readSampled = plan.sampling && provider.sampler.enqueue(ws.logits, T, V, plan.sampling, ws.drawn)
       // logprobs of each row's token: the draw where there is one, else the argmax
-      const readLogprobs =
-        plan.logprobs !== undefined &&
-        provider.sampler.enqueueLogprobs(ws.logits, T, V, readSampled ? provider.sampler.drawnTokens(T) : ws.argmax, plan.logprobs)
-      if (runner.timing) provider.events.record(end)
-      provider.events.record(done)
-      return () => {
-        if (runner.timing) {
-          stats.deviceMs += provider.events.elapsed(start, end)
-          stats.steps++
-        }
-        const sampled = readSampled && readSampled()
-        const logprobs = readLogprobs && readLogprobs()
-        return {
-          argmax: argmax.subarray(0, T),
-          logits: wantLogits ? logits.subarray(0, T * V) : undefined,
-          ...(sampled && { sampled }),
-          ...(logprobs && { logprobs })
+      const readLogprobs = plan.logprobs !== undefined && provider.sampler.enqueueLogprobs(ws.logits, T, V, readSampled ? ws.drawn : ws.argmax, plan.logprobs)
+      if (timing) provider.events.record(slot.end)
+      provider.events.record(slot.done)
+      launched++
+      inFlight++
+      logitsInFlight ||= wantLogits
+      return {
+        slot,
+        read: () => {
+          inFlight--
+          if (wantLogits) logitsInFlight = false
+          if (timing) {
+            stats.deviceMs += provider.events.elapsed(slot.start, slot.end)
+            stats.steps++
+          }
+          const sampled = readSampled && readSampled()
+          const logprobs = readLogprobs && readLogprobs()
+          return {
+            argmax: slot.argmax.subarray(0, T),
+            logits: wantLogits ? logits.subarray(0, T * V) : undefined,
+            ...(sampled && { sampled }),
+            ...(logprobs && { logprobs })
+          }
         }
       }
     }
 
     const failed = (cause: unknown) => new ExecutorError({ message: `decode step: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+
+    const launch = (plan: StepPlan): Effect.Effect<Effect.Effect<StepOutput, ExecutorError>, ExecutorError> => {
+      if (runner.mode === "eager" || !isPlainDecode(plan, S) || plan.maxBlocksPerSeq > M) {
+        // the executor's own path computes now (its reads wait for the stream, the steps in flight
+        // included); its argmax is copied, since its buffer is the next such step's
+        return parts.execute(plan).pipe(Effect.map((output) => Effect.succeed({ ...output, argmax: output.argmax.slice() })))
+      }
+      return Effect.try({ try: () => launchOnDevice(plan), catch: failed }).pipe(
+        Effect.map(({ slot, read }) =>
+          awaitDevice(() => provider.events.query(slot.done)).pipe(
+            Effect.catchAllDefect((cause) => Effect.fail(failed(cause))),
+            Effect.zipRight(Effect.try({ try: read, catch: failed }))
+          )
+        )
+      )
+    }
 
     const runner: DecodeRunner = {
       mode,
@@ -202,27 +261,24 @@ export const cudaDecodeRunner =
       captured: graphs,
       timing: false,
       stats,
-      execute: (plan, onLaunched) => {
-        if (runner.mode === "eager" || !isPlainDecode(plan, S) || plan.maxBlocksPerSeq > M) {
-          onLaunched?.()  // the executor's own path computes on this thread
-          return parts.execute(plan)
-        }
-        return Effect.gen(function* () {
-          const read = yield* Effect.try({ try: () => launch(plan), catch: failed })
+      launch,
+      execute: (plan, onLaunched) =>
+        Effect.gen(function* () {
+          const wait = yield* launch(plan)
           onLaunched?.()
-          yield* awaitDevice(() => provider.events.query(done)).pipe(Effect.catchAllDefect((cause) => Effect.fail(failed(cause))))
-          return yield* Effect.try({ try: read, catch: failed })
-        })
-      },
+          return yield* wait
+        }),
       release: () => {
+        // steps still in flight read their slots' buffers
+        if (inFlight > 0) provider.synchronize()
         for (const graph of graphs.values()) provider.graphs.destroy(graph)
         graphs.clear()
-        provider.events.destroy(start)
-        provider.events.destroy(end)
-        provider.events.destroy(done)
-        memory.freePinned(planBuffer)
+        for (const slot of slots) {
+          for (const event of [slot.start, slot.end, slot.done]) provider.events.destroy(event)
+          memory.freePinned(slot.planBuffer)
+          memory.freePinned(slot.argmaxBuffer)
+        }
         memory.freePinned(logitsBuffer)
-        memory.freePinned(argmaxBuffer)
       }
     }
     return runner

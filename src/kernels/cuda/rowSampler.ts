@@ -7,7 +7,9 @@
  * (f64 temperature, top-p, min-p; i32 top-k, seed words, position, sample index), and the
  * tokens come back into the same pinned block; the rows' logits edits (bias, min_tokens,
  * penalties: src/sampling/logitsEdits.ts), where there are any, in a second copy from a block of
- * their own. Each block grows with the largest step seen.
+ * their own. Each block grows with the largest step seen. Every block is double: consecutive calls
+ * take alternate ones, so the host may stage a step's rows while the step before still has its
+ * copies queued (asynchronous scheduling keeps at most two steps in flight).
  * `enqueue` leaves the wait to the caller (the decode runner waits for the whole step at once).
  */
 import type { Pointer } from "bun:ffi"
@@ -18,14 +20,15 @@ import type { RowSampling } from "../../stages/stepPlan.ts"
 import type { DeviceSampler } from "../provider.ts"
 import type { CudaMemory, PinnedBuffer } from "./memory.ts"
 
-/** bytes per row: three f64 parameters, five 32-bit ones, and the token */
+/** bytes per row: three f64 parameters, five 32-bit ones, and the token read back */
 const rowBytes = 3 * 8 + 5 * 4 + 4
 
 export interface CudaRowSampler extends DeviceSampler {
-  /** enqueues the draw and the copy of its tokens; the returned read is valid once the stream has reached that point */
-  enqueue(logits: number, rows: number, vocab: number, params: RowSampling): () => Int32Array
-  /** the device address of the tokens of the last `enqueue` (of `rows` rows), until the next */
-  drawnTokens(rows: number): number
+  /**
+   * enqueues the draw into `out` (device, `rows` int32) and the copy of its tokens back; the
+   * returned read is valid once the stream has reached that point
+   */
+  enqueue(logits: number, rows: number, vocab: number, params: RowSampling, out: number): () => Int32Array
   /** enqueues the logprobs of `rows` rows (their tokens at device address `tokens`) and the copy back; read as `enqueue`'s */
   enqueueLogprobs(logits: number, rows: number, vocab: number, tokens: number, numTop: number): () => RowLogprobs
   release(): void
@@ -57,10 +60,25 @@ const stagingBlock = (memory: CudaMemory) => {
   }
 }
 
+/** two staging blocks taken in turn, one per call */
+const alternating = (memory: CudaMemory) => {
+  const blocks = [stagingBlock(memory), stagingBlock(memory)]
+  let next = 0
+  return {
+    /** the block for this call: not the one the call before used */
+    take() {
+      const block = blocks[next]
+      next ^= 1
+      return block
+    },
+    release: () => blocks.forEach((block) => block.release())
+  }
+}
+
 export const cudaRowSampler = (native: NativeSampler, memory: CudaMemory, ctx: Pointer, synchronize: () => void): CudaRowSampler => {
-  const rowBlock = stagingBlock(memory)
-  const editBlock = stagingBlock(memory)
-  const logprobsBlock = stagingBlock(memory)
+  const rowBlocks = alternating(memory)
+  const editBlocks = alternating(memory)
+  const logprobsBlocks = alternating(memory)
 
   /** the edits into their block (f64 values first, then the offsets and ids) and up; their device addresses */
   const uploadEdits = (edits: LogitsEdits | undefined) => {
@@ -68,7 +86,7 @@ export const cudaRowSampler = (native: NativeSampler, memory: CudaMemory, ctx: P
     const n = edits.ids.length
     const offsetsAt = 8 * n
     const idsAt = offsetsAt + 4 * edits.offsets.length
-    const block = editBlock.ensure(idsAt + 4 * n)
+    const block = editBlocks.take().ensure(idsAt + 4 * n)
     new Float64Array(block.pinned.buffer, 0, n).set(edits.values)
     new Int32Array(block.pinned.buffer, offsetsAt, edits.offsets.length).set(edits.offsets)
     new Int32Array(block.pinned.buffer, idsAt, n).set(edits.ids)
@@ -83,9 +101,9 @@ export const cudaRowSampler = (native: NativeSampler, memory: CudaMemory, ctx: P
   })
 
   const release = () => {
-    rowBlock.release()
-    editBlock.release()
-    logprobsBlock.release()
+    rowBlocks.release()
+    editBlocks.release()
+    logprobsBlocks.release()
   }
 
   /** offsets of the logprobs outputs for R rows of N tops, f64 first, then the tokens when they come from the host */
@@ -93,7 +111,7 @@ export const cudaRowSampler = (native: NativeSampler, memory: CudaMemory, ctx: P
 
   const enqueueLogprobs = (logits: number, rows: number, vocab: number, tokens: number, numTop: number, upload?: Int32Array): (() => RowLogprobs) => {
     const at = logprobsLayout(rows, numTop)
-    const { pinned, device } = logprobsBlock.ensure(Math.max(at.bytes, 8))
+    const { pinned, device } = logprobsBlocks.take().ensure(Math.max(at.bytes, 8))
     if (upload) {
       new Int32Array(pinned.buffer, at.tokens, rows).set(upload.subarray(0, rows))
       memory.writeAsync(device + at.tokens, pinned.ptr + at.tokens, 4 * rows)
@@ -116,9 +134,9 @@ export const cudaRowSampler = (native: NativeSampler, memory: CudaMemory, ctx: P
     })
   }
 
-  const enqueue = (logits: number, rows: number, vocab: number, params: RowSampling): (() => Int32Array) => {
+  const enqueue = (logits: number, rows: number, vocab: number, params: RowSampling, out: number): (() => Int32Array) => {
     if (rows === 0) return () => new Int32Array(0)
-    const { pinned, device } = rowBlock.ensure(rows * rowBytes)
+    const { pinned, device } = rowBlocks.take().ensure(rows * rowBytes)
     const at = layout(rows)
     const buffer = pinned.buffer
     new Float64Array(buffer, at.temperature, rows).set(params.temperature.subarray(0, rows))
@@ -136,18 +154,17 @@ export const cudaRowSampler = (native: NativeSampler, memory: CudaMemory, ctx: P
       logits, rows, vocab,
       temperature: device + at.temperature, topP: device + at.topP, topK: device + at.topK, minP: device + at.minP,
       seedLo: device + at.seedLo, seedHi: device + at.seedHi, position: device + at.position, sampleIndex: device + at.sampleIndex,
-      outTokens: device + at.tokens
+      outTokens: out
     })
-    memory.readBytesAsync(pinned.ptr + at.tokens, device + at.tokens, 4 * rows)
+    memory.readBytesAsync(pinned.ptr + at.tokens, out, 4 * rows)
     return () => new Int32Array(buffer, at.tokens, rows).slice()
   }
 
   return {
     enqueue,
-    drawnTokens: (rows) => rowBlock.ensure(rows * rowBytes).device + layout(rows).tokens,
     enqueueLogprobs,
-    sample: (logits, rows, vocab, params) => {
-      const read = enqueue(logits, rows, vocab, params)
+    sample: (logits, rows, vocab, params, out) => {
+      const read = enqueue(logits, rows, vocab, params, out)
       synchronize()
       return read()
     },

@@ -9,7 +9,7 @@ export { rope } from "./rope"
 export { silu_mul } from "./activation"
 export { kv_write, rope_kv_write } from "./kv_cache"
 export { paged_attention } from "./attention"
-export { gather_rows, copy } from "./rows"
+export { gather_rows, copy, take_tokens } from "./rows"
 export { argmax, softmax } from "./sampling"
 export { set_scratch } from "./scratch"
 
