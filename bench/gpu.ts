@@ -17,14 +17,16 @@
  * TSR_DECODE_SPLIT=0 turns flash-decoding off (cuda/attention_decode.cuh), for before/after runs;
  * TSR_ASYNC_SCHEDULING=0 launches each decode step only once the one before is read.
  *
- * A decode step is `executor.execute(plan)` as the engine calls it for greedy requests: the
- * forward pass, the argmax of every row on the device and the ids back on the host
- * (`hostLogits: false`). `--variants` adds the same steps with the f32 logits of every row copied
- * back too, as a step whose rows are sampled on the host does ("logits": modes "<mode>+logits"),
- * with every row drawn on the device at temperature 1, seeded ("sampled": "<mode>+sampled"), or
- * with every row's logprobs and 5 most likely tokens made on the device ("logprobs").
- * The next tokens fed back are fixed pseudo-random ids, not the argmax: with random weights no
- * token is more right than another, and fixed ids make every run read the same contexts.
+ * A decode step is the executor's as the engine runs it for greedy requests: the forward pass,
+ * the argmax of every row on the device and the ids back on the host (`hostLogits: false`), each
+ * launched before the step before is read, its ids taken on the device (asynchronous
+ * scheduling). `--variants` adds the same steps with the f32 logits of every row copied back too,
+ * as a step whose rows are sampled on the host does ("logits": modes "<mode>+logits", step after
+ * step), with every row drawn on the device at temperature 1, seeded ("sampled": "<mode>+sampled"),
+ * or with every row's logprobs and 5 most likely tokens made on the device ("logprobs"). The
+ * tokens fed back are each row's own argmax or draw where steps are launched ahead (as the engine
+ * feeds them), else fixed pseudo-random ids: with random weights no token is more right than
+ * another, and the contexts' lengths, which set the work, are the same either way.
  */
 import { Effect } from "effect"
 import { spawnSync } from "node:child_process"

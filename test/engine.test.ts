@@ -256,9 +256,12 @@ describe("Engine", () => {
   })
 
   it.each([
-    ["before it is scheduled", 0],
-    ["while it runs", 3],
-  ])("abort %s ends every completion with finish reason abort and frees its blocks", async (_, deltasFirst) => {
+    ["before it is scheduled", 0, false],
+    ["while it runs", 3, false],
+    ["while it runs, with the next step launched ahead", 3, true],
+  ])("abort %s ends every completion with finish reason abort and frees its blocks", async (_, deltasFirst, asyncScheduling) => {
+    // drawn on the "device": every step of the request can be launched ahead
+    const queued = launchedOnQueue(samplingOnDevice(makeHashExecutor({ vocabSize: V, numBlocks: 64, blockSize: 4 })))
     const [deltas, free] = await run(
       Effect.gen(function* () {
         const engine = yield* Engine
@@ -275,7 +278,10 @@ describe("Engine", () => {
         }
         return [seen, yield* drained] as const
       }),
+      asyncScheduling ? queued.executor : undefined,
+      { asyncScheduling },
     )
+    if (asyncScheduling) expect(queued.stats.launchedAhead).toBeGreaterThan(0)
     const ends = deltas.filter((d) => d.finishReason !== undefined)
     expect(ends.map((d) => [d.index, d.finishReason]).sort()).toEqual([
       [0, "abort"],
