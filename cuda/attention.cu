@@ -70,7 +70,7 @@ cudaError_t tensor_core_attention(tsr::bf16* out, const tsr::bf16* q, const tsr:
                                 block_size, scale_log2, decode_scratch(ctx),
                                 ctx->decode_target_blocks > 0 ? ctx->decode_target_blocks : ctx->decode_blocks_per_sm * ctx->sm_count,
                                 max_query_len > 1 ? max_query_len : 1, prefill,
-                                ctx->overlap_attention && !prefill, ctx->decode_cluster, stream);
+                                ctx->overlap_attention && !prefill, stream);
 }
 
 bool aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }

@@ -25,10 +25,6 @@
 // kernel before it (the qkv projection) still runs, and only q and this step's keys after it.
 #pragma once
 
-#include <map>
-#include <mutex>
-#include <tuple>
-
 #include "attention_common.cuh"
 #include "attention_mma.cuh"
 
@@ -114,49 +110,6 @@ __device__ __forceinline__ void merge_row(bf16* out, const Splits& splits, int T
       o[3] = round_bf16(acc.w * inv);
     }
   }
-}
-
-// The splits of a decode block merged within its thread block cluster (the splits of one (token,
-// kv head, head chunk) are one cluster, rank = split): each block leaves its rows' unnormalised
-// output, max and sum in its own shared memory (ClusterRows), and after a cluster barrier every
-// block merges its share of the elements from all of them through distributed shared memory, with
-// merge_row's arithmetic in merge_row's order (the same bits as the merge kernel), instead of a
-// round trip through global memory and a kernel of its own.
-struct ClusterRows {
-  float* part;   // [kDecodeHeads][D]
-  float* stats;  // [kDecodeHeads][2]: max, sum
-  __device__ ClusterRows(unsigned char* shared, int D) : part(reinterpret_cast<float*>(shared)), stats(part + kDecodeHeads * D) {}
-  __host__ __device__ static constexpr size_t bytes(int D) { return (size_t)kDecodeHeads * (D + 2) * sizeof(float); }
-};
-
-__device__ __forceinline__ void cluster_barrier() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-}
-
-// *p in the shared memory of the cluster's block `rank` (p: this block's copy of the variable)
-__device__ __forceinline__ float load_cluster(const float* p, int rank) {
-  uint32_t remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(shared_address(p)), "r"(rank));
-  float v;
-  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(remote) : "memory");
-  return v;
-}
-
-// Element (r, d) of the chunk's rows merged from the `splits` blocks of the cluster, as merge_row
-// merges a row: the largest max, each split's weight 2^(max_s - M) (zero for a split that saw no
-// key), the sums and the rows added in split order.
-__device__ __forceinline__ float merge_cluster_element(const ClusterRows& rows, int splits, int D, int r, int d) {
-  float m = -kInfinity;
-  for (int s = 0; s < splits; ++s) m = fmaxf(m, load_cluster(rows.stats + 2 * r, s));
-  float total = 0.f, acc = 0.f;
-  for (int s = 0; s < splits; ++s) {
-    const float split_max = load_cluster(rows.stats + 2 * r, s), split_sum = load_cluster(rows.stats + 2 * r + 1, s);
-    const float weight = split_sum > 0.f ? exp2f(split_max - m) : 0.f;
-    total += __fmul_rn(split_sum, weight);  // merge_row adds the product made before its shuffle: no fused multiply-add
-    if (split_sum > 0.f) acc += load_cluster(rows.part + r * D + d, s) * weight;
-  }
-  const float inv = total > 0.f ? 1.f / total : 0.f;
-  return acc * inv;
 }
 
 // ---- kernels ----
@@ -249,16 +202,12 @@ struct DecodeShape {
   static constexpr bool kQInRegisters = DMAX <= 128;
   using Pipeline = mma::KvPipeline<kKeys, DMAX, kStages>;
 
-  // the stages, then the chunk's 16 query rows; the warps' partial rows reuse the stages, and so
-  // do the block's merged rows after them where its cluster merges the splits (ClusterRows)
+  // the stages, then the chunk's 16 query rows; the warps' partial rows reuse the stages
   static size_t shared_bytes(int D) {
     const int pitch = mma::pitch_bytes(D);
     return (size_t)Pipeline::bytes(pitch) + (size_t)mma::kRows * pitch;
   }
-  __host__ __device__ static constexpr size_t partial_bytes(int D) { return (size_t)kWarps * mma::kRows * (D + 8) * sizeof(float); }
   static_assert(kWarps * mma::kRows * 2 <= kStages * 2 * kKeys, "f32 partial rows fit in the stages");
-  static_assert(kWarps * mma::kRows * (DMAX + 8) * 4 + kDecodeHeads * (DMAX + 2) * 4 <= kStages * 2 * kKeys * 2 * (DMAX + 8),
-                "the partial rows and a cluster's merged rows fit in the stages");
 };
 
 template <int DMAX>
@@ -266,7 +215,7 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, Splits 
                                                               const bf16* v_cache, const int* query_to_seq, const int* positions,
                                                               const int* block_tables, int T, int Hq, int Hkv, int D, int q_stride,
                                                               int max_blocks, int block_size, float scale_log2, int fresh,
-                                                              bool prefill, bool clustered) {
+                                                              bool prefill) {
   using Shape = DecodeShape<DMAX>;
   using Pipeline = typename Shape::Pipeline;
   constexpr int kKeys = Shape::kKeys;
@@ -321,7 +270,7 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, Splits 
 
   // merge the 4 warps' rows: out = sum_w o_w 2^(max_w - M) / sum_w sum_w 2^(max_w - M)
   __syncthreads();  // every warp is done with the stages
-  const int partial_pitch = D + 8;  // floats (partial_bytes): a float2 store of the 8 rows of a quad column hits 8 bank pairs
+  const int partial_pitch = D + 8;  // floats: a float2 store of the 8 rows of a quad column hits 8 bank pairs
   float* partial = reinterpret_cast<float*>(shared);  // [kWarps][16][partial_pitch]
   __shared__ float row_max[kWarps][mma::kRows], row_sum[kWarps][mma::kRows];
 #pragma unroll
@@ -340,8 +289,6 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, Splits 
   }
   __syncthreads();
   float* stats = split_rows.stats(T, Hq, D);
-  // clustered: this block's rows go to its shared memory past the warps' partial rows
-  const ClusterRows mine(shared + Shape::partial_bytes(D), D);
   for (int e = threadIdx.x; e < heads * D; e += kThreads) {
     const int r = e / D, d = e % D;
     float m = -kInfinity;
@@ -358,12 +305,6 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, Splits 
     const size_t row = (size_t)t * Hq + first_head + r;
     if (splits == 1) {
       out[row * D + d] = round_bf16(total > 0.f ? acc / total : 0.f);
-    } else if (clustered) {
-      mine.part[r * D + d] = acc;
-      if (d == 0) {
-        mine.stats[2 * r] = m;
-        mine.stats[2 * r + 1] = total;
-      }
     } else {
       const size_t split_row = row * splits + split;
       part[split_row * D + d] = acc;
@@ -373,14 +314,6 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(bf16* out, Splits 
       }
     }
   }
-  if (!clustered || splits == 1) return;
-  cluster_barrier();  // every split's rows are in its block's shared memory
-  // block `split` merges elements split, split + splits, ... of the chunk's rows
-  for (int e = split + splits * (int)threadIdx.x; e < heads * D; e += splits * kThreads) {
-    const int r = e / D, d = e % D;
-    out[((size_t)t * Hq + first_head + r) * D + d] = round_bf16(merge_cluster_element(mine, splits, D, r, d));
-  }
-  cluster_barrier();  // no block leaves while another still reads its shared memory
 }
 
 // Splits for T tokens: as many as keep the blocks within `target_blocks`, at most kMaxSplits, within
@@ -429,61 +362,23 @@ cudaError_t decode(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_
                        prefill);
 }
 
-// The splits a cluster of `kernel`'s blocks can take with `shared` bytes each, such that all
-// `clusters` of them run at once: `splits` itself, else 8 (the portable size), else 0 (no
-// cluster: the merge kernel). Past 8 a cluster size is non-portable (H100 and H200 take up to
-// 16), and not every GPC has that many SMs free, so the occupancy calculator is asked, once per
-// device, kernel, size and bytes.
-template <auto Kernel>
-int cluster_splits(int splits, size_t shared, long clusters) {
-  static std::mutex lock;
-  static std::map<std::tuple<int, int, size_t>, int> known;  // (device, splits, bytes) -> clusters at once
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) return 0;
-  const std::lock_guard<std::mutex> hold(lock);
-  const auto at_once = [&](int size) {
-    const auto key = std::make_tuple(device, size, shared);
-    if (const auto found = known.find(key); found != known.end()) return found->second;
-    bool allowed = size <= 8 || cudaFuncSetAttribute(Kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess;
-    int count = 0;
-    if (allowed) {
-      cudaLaunchAttribute attributes[2];
-      const cudaLaunchConfig_t config = launch_config(dim3(1, 1, size), dim3(kThreads), shared, nullptr, false, dim3(1, 1, size), attributes);
-      if (cudaOccupancyMaxActiveClusters(&count, Kernel, &config) != cudaSuccess) count = 0;
-    }
-    cudaGetLastError();  // a refusal above is an answer, not an error for the next call to find
-    known.emplace(key, count);
-    return count;
-  };
-  for (const int size : {splits, 8}) {
-    if (size > 1 && size <= splits && at_once(size) >= clusters) return size;
-  }
-  return 0;
-}
-
-// fresh: the most tokens any sequence has in this call (its keys written in this step); cluster:
-// merge the splits within thread block clusters where they fit (else the merge kernel)
+// fresh: the most tokens any sequence has in this call (its keys written in this step)
 template <int DMAX>
 cudaError_t decode_mma(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, const int* query_to_seq, const int* positions,
                        const int* block_tables, int T, int Hq, int Hkv, int D, int q_stride, int max_blocks, int block_size,
                        float scale_log2, const DecodeScratch& scratch, int target_blocks, int fresh, bool prefill, bool overlap,
-                       bool cluster, cudaStream_t stream) {
+                       cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
-  auto [chunks, splits] = decode_grid(T, Hq, Hkv, D, scratch, target_blocks);
+  const auto [chunks, splits] = decode_grid(T, Hq, Hkv, D, scratch, target_blocks);
   const size_t shared = DecodeShape<DMAX>::shared_bytes(D);
-  constexpr auto kernel = decode_mma_kernel<DMAX>;
+  auto* kernel = decode_mma_kernel<DMAX>;
   // over 48 KiB of dynamic shared memory needs an opt-in (set at every launch: per device)
   if (cudaError_t error = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared)) return error;
-  // clustered, the splits are as many as a cluster that fits takes (they still depend on T alone)
-  const int in_cluster = cluster && splits > 1 ? cluster_splits<kernel>(splits, shared, (long)T * Hkv * chunks) : 0;
-  const bool clustered = in_cluster > 1;
-  if (clustered) splits = in_cluster;
-  const dim3 grid(T, Hkv, chunks * splits);
   const cudaError_t error =
-      launch_kernel_in(dim3(1, 1, clustered ? splits : 1), kernel, grid, dim3(kThreads), shared, stream, overlap, out,
-                       Splits{scratch.part, splits}, q, k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride,
-                       max_blocks, block_size, scale_log2, fresh, prefill, clustered);
-  if (error != cudaSuccess || splits == 1 || clustered) return error;
+      launch_kernel(kernel, dim3(T, Hkv, chunks * splits), dim3(kThreads), shared, stream, overlap, out, Splits{scratch.part, splits}, q,
+                    k_cache, v_cache, query_to_seq, positions, block_tables, T, Hq, Hkv, D, q_stride, max_blocks, block_size, scale_log2,
+                    fresh, prefill);
+  if (error != cudaSuccess || splits == 1) return error;
   return launch_kernel(merge_kernel, dim3(T, Hq), dim3(32), 0, stream, overlap, out, Splits{scratch.part, splits}, query_to_seq, T, Hq, D,
                        prefill);
 }

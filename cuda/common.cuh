@@ -112,51 +112,27 @@ inline cudaError_t prefer_shared_memory(const void* kernel) {
   return cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
 }
 
-// The launch of `kernel` on `grid` in clusters of `cluster` blocks (1 x 1 x 1: none) and, with
-// `overlap`, as a programmatic dependent of the kernel before it on the stream.
-inline cudaLaunchConfig_t launch_config(dim3 grid, dim3 block, size_t shared, cudaStream_t stream, bool overlap, dim3 cluster,
-                                        cudaLaunchAttribute (&attributes)[2]) {
+// kernel<<<grid, block, shared, stream>>>(args...), or with `overlap` as a programmatic dependent
+// of the kernel before it on the stream: it may start once that kernel has allowed it, and must
+// wait_for_prerequisites before it reads that kernel's outputs or writes anything.
+template <typename... Params, typename... Args>
+cudaError_t launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream, bool overlap, Args... args) {
+  if (!overlap) {
+    kernel<<<grid, block, shared, stream>>>(args...);
+    return cudaGetLastError();
+  }
+  if (const cudaError_t error = prefer_shared_memory(reinterpret_cast<const void*>(kernel)); error != cudaSuccess) return error;
   cudaLaunchConfig_t config = {};
   config.gridDim = grid;
   config.blockDim = block;
   config.dynamicSmemBytes = shared;
   config.stream = stream;
-  config.attrs = attributes;
-  if (overlap) {
-    attributes[config.numAttrs].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attributes[config.numAttrs++].val.programmaticStreamSerializationAllowed = 1;
-  }
-  if (cluster.x * cluster.y * cluster.z > 1) {
-    attributes[config.numAttrs].id = cudaLaunchAttributeClusterDimension;
-    attributes[config.numAttrs].val.clusterDim.x = cluster.x;
-    attributes[config.numAttrs].val.clusterDim.y = cluster.y;
-    attributes[config.numAttrs++].val.clusterDim.z = cluster.z;
-  }
-  return config;
-}
-
-// kernel<<<grid, block, shared, stream>>>(args...), or with `overlap` as a programmatic dependent
-// of the kernel before it on the stream: it may start once that kernel has allowed it, and must
-// wait_for_prerequisites before it reads that kernel's outputs or writes anything. With `cluster`
-// (more than one block), in thread block clusters of that shape.
-template <typename... Params, typename... Args>
-cudaError_t launch_kernel_in(dim3 cluster, void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream, bool overlap,
-                             Args... args) {
-  if (!overlap && cluster.x * cluster.y * cluster.z == 1) {
-    kernel<<<grid, block, shared, stream>>>(args...);
-    return cudaGetLastError();
-  }
-  if (overlap) {
-    if (const cudaError_t error = prefer_shared_memory(reinterpret_cast<const void*>(kernel)); error != cudaSuccess) return error;
-  }
-  cudaLaunchAttribute attributes[2];
-  const cudaLaunchConfig_t config = launch_config(grid, block, shared, stream, overlap, cluster, attributes);
+  cudaLaunchAttribute dependent[1];
+  dependent[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  dependent[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = dependent;
+  config.numAttrs = 1;
   return cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
-}
-
-template <typename... Params, typename... Args>
-cudaError_t launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream, bool overlap, Args... args) {
-  return launch_kernel_in(dim3(1, 1, 1), kernel, grid, block, shared, stream, overlap, args...);
 }
 
 }  // namespace

@@ -57,8 +57,6 @@ extern "C" int tsr_context_create(int device, tsr_context** out) {
     ctx->decode_blocks_per_sm = per_sm == nullptr ? 1 : atoi(per_sm);
     const char* target = getenv("TSR_DECODE_TARGET_BLOCKS");
     ctx->decode_target_blocks = target == nullptr ? 0 : atoi(target);
-    const char* cluster = getenv("TSR_DECODE_CLUSTER");
-    ctx->decode_cluster = cluster == nullptr || strcmp(cluster, "0") != 0;
     const char* overlap = getenv("TSR_OVERLAP_LAUNCHES");
     ctx->overlap_launches = overlap == nullptr || strcmp(overlap, "0") != 0;
     const char* overlap_norms = getenv("TSR_OVERLAP_NORMS");

@@ -28,9 +28,6 @@ struct tsr_context {
   int decode_blocks_per_sm;
   // or, where TSR_DECODE_TARGET_BLOCKS is set, this many blocks in all (0: unset)
   int decode_target_blocks;
-  // the tensor-core decode kernel's splits merged within thread block clusters where they fit,
-  // instead of by the merge kernel; off where TSR_DECODE_CLUSTER=0
-  bool decode_cluster;
   // the GEMV starts streaming weights while the kernel before it finishes (programmatic
   // dependent launch); off where TSR_OVERLAP_LAUNCHES=0
   int overlap_launches;
