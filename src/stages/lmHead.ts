@@ -18,8 +18,10 @@ export const lmHead = (head: VocabShard, hidden: number, fullVocab: number) =>
       const { kernels, memory } = device
       const communicator = yield* Communicator
       const shardVocab = head.vocabEnd - head.vocabStart
-      kernels.matmul(ws.logitsShard, ws.rowsNormed, head.weight, rows, shardVocab, hidden)
-      yield* communicator.allGatherColumns(ws.logits, ws.logitsShard, rows, shardVocab)
+      // one rank's shard is the whole vocabulary: its logits are the logits, with nothing to gather
+      const shardLogits = communicator.tpSize === 1 ? ws.logits : ws.logitsShard
+      kernels.matmul(shardLogits, ws.rowsNormed, head.weight, rows, shardVocab, hidden)
+      yield* communicator.allGatherColumns(ws.logits, shardLogits, rows, shardVocab)
       kernels.argmax(ws.argmax, ws.logits, rows, fullVocab)
       const argmax = ws.hostArgmax.subarray(0, rows)
       memory.read(ws.argmax, argmax)
