@@ -173,15 +173,15 @@ const makeEngine = (config: EngineConfig) =>
     const samplesOnDevice = executor.samplesOnDevice === true
     const launchAhead = config.asyncScheduling === true && executor.launch !== undefined
 
+    /** a throw or defect inside the executor (a device fault surfacing in a kernel call) fails like an ExecutorError does */
+    const untilDone = <A, E>(effect: Effect.Effect<A, E>) =>
+      effect.pipe(Effect.catchAllDefect((defect) => Effect.fail({ message: `executor: ${defect instanceof Error ? defect.message : String(defect)}` })))
+
     /**
      * Launches a scheduled step and hands back its wait. The deltas made so far go out once it is
      * with the device, so the requests' streams take them meanwhile. After `previous` (still in
-     * flight), the ids the host does not have yet are taken on the device from its tokens. A throw
-     * or defect inside the executor (a device fault surfacing in a kernel call) fails like an
-     * ExecutorError does.
+     * flight), the ids the host does not have yet are taken on the device from its tokens.
      */
-    const untilDone = <A, E>(effect: Effect.Effect<A, E>) =>
-      effect.pipe(Effect.catchAllDefect((defect) => Effect.fail({ message: `executor: ${defect instanceof Error ? defect.message : String(defect)}` })))
     const launch = (output: SchedulerOutput, previous?: LaunchedStep) =>
       untilDone(Effect.gen(function* () {
         // greedy rows take the executor's argmax, sampled ones its draw where it can; the logits
