@@ -174,7 +174,7 @@ const makeEngine = (config: EngineConfig) =>
     const launchAhead = config.asyncScheduling === true && executor.launch !== undefined
 
     /** a throw or defect inside the executor (a device fault surfacing in a kernel call) fails like an ExecutorError does */
-    const untilDone = <A, E>(effect: Effect.Effect<A, E>) =>
+    const failOnDefect = <A, E>(effect: Effect.Effect<A, E>) =>
       effect.pipe(Effect.catchAllDefect((defect) => Effect.fail({ message: `executor: ${defect instanceof Error ? defect.message : String(defect)}` })))
 
     /**
@@ -183,7 +183,7 @@ const makeEngine = (config: EngineConfig) =>
      * flight), the ids the host does not have yet are taken on the device from its tokens.
      */
     const launch = (output: SchedulerOutput, previous?: LaunchedStep) =>
-      untilDone(Effect.gen(function* () {
+      failOnDefect(Effect.gen(function* () {
         // greedy rows take the executor's argmax, sampled ones its draw where it can; the logits
         // leave the device only when a row needs them
         const needs = processor.stepNeeds(output, samplesOnDevice)
@@ -191,11 +191,11 @@ const makeEngine = (config: EngineConfig) =>
         const plan: StepPlan = { ...output.plan, ...needs, ...(previousTokens && { previousTokens }) }
         if (!executor.launch) {
           // computed when waited for, flushing as it launches, as Executor.execute does
-          return { output, plan, wait: untilDone(Effect.suspend(() => executor.execute(plan, processor.flush))) } satisfies LaunchedStep
+          return { output, plan, wait: failOnDefect(Effect.suspend(() => executor.execute(plan, processor.flush))) } satisfies LaunchedStep
         }
         const wait = yield* Effect.suspend(() => executor.launch!(plan))
         processor.flush()
-        return { output, plan, wait: untilDone(wait) } satisfies LaunchedStep
+        return { output, plan, wait: failOnDefect(wait) } satisfies LaunchedStep
       }))
 
     /** the step launched and not yet processed: with asynchronous scheduling, the next one is launched before it is waited for */

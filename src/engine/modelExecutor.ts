@@ -45,8 +45,11 @@ export interface StepRunnerParts {
   readonly workspace: Workspace
   /** the forward pass over the plan arrays already in the workspace, services provided */
   readonly forward: (plan: StepPlan) => Effect.Effect<Logits>
-  /** the executor's own step: upload the plan, run the forward pass */
-  readonly execute: (plan: StepPlan) => Effect.Effect<StepOutput, ExecutorError>
+  /**
+   * the executor's own step, computed at once (upload the plan, run the forward pass), its output
+   * handed back behind a wait that is already done, as Executor.launch
+   */
+  readonly launch: (plan: StepPlan) => Effect.Effect<Effect.Effect<StepOutput, ExecutorError>, ExecutorError>
 }
 
 export interface StepRunner {
@@ -120,11 +123,13 @@ export const loadModelExecutor = async (dir: string, options: ModelExecutorOptio
       Effect.map(stepOutput),
       Effect.provide(services)
     )
+  // the argmax copied: its buffer is the next step's, which may run before this output is read
+  const launch = (plan: StepPlan) => execute(plan).pipe(Effect.map((output) => Effect.succeed({ ...output, argmax: output.argmax.slice() })))
   // a step runner replays the device work alone: host-side logits processors would not run again
   const runner = plugins.length ? undefined : options.stepRunner?.({
     workspace,
     forward: (plan) => forward.run({ plan, workspace }).pipe(Effect.provide(services)),
-    execute
+    launch
   })
 
   return {
@@ -140,8 +145,7 @@ export const loadModelExecutor = async (dir: string, options: ModelExecutorOptio
     maxNumSeqs,
     launchesAsync: runner?.launchesAsync === true,
     execute: runner?.execute ?? execute,
-    // computed at once where no runner launches it; the argmax copied, since its buffer is the next step's
-    launch: runner?.launch ?? ((plan) => execute(plan).pipe(Effect.map((output) => Effect.succeed({ ...output, argmax: output.argmax.slice() })))),
+    launch: runner?.launch ?? launch,
     close: () =>
       Effect.sync(() => {
         runner?.release()

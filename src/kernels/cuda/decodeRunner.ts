@@ -240,9 +240,8 @@ export const cudaDecodeRunner =
 
     const launch = (plan: StepPlan): Effect.Effect<Effect.Effect<StepOutput, ExecutorError>, ExecutorError> => {
       if (runner.mode === "eager" || !isPlainDecode(plan, S) || plan.maxBlocksPerSeq > M) {
-        // the executor's own path computes now (its reads wait for the stream, the steps in flight
-        // included); its argmax is copied, since its buffer is the next such step's
-        return parts.execute(plan).pipe(Effect.map((output) => Effect.succeed({ ...output, argmax: output.argmax.slice() })))
+        // the executor's own path computes now: its reads wait for the stream, the steps in flight included
+        return parts.launch(plan)
       }
       return Effect.try({ try: () => launchOnDevice(plan), catch: failed }).pipe(
         Effect.map(({ slot, read }) =>
